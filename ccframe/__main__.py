@@ -1,0 +1,3 @@
+from ccframe.cli import main
+
+main()

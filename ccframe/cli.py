@@ -1,0 +1,166 @@
+"""The `ccframe` command line: thin commands that parse, load the steering file and call the
+library. Heavy imports (numba, uproot, tensorflow) happen inside the commands."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ccframe import __version__
+from ccframe.errors import CcframeError
+
+SET_HELP = "Override a steering key, e.g. --set simulate.n_waveforms=500 (repeatable)."
+
+
+def _echo(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _load(steering: str, overrides: tuple[str, ...]) -> Any:
+    from ccframe.steering.loader import load_steering
+
+    return load_steering(steering, overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "-V", "--version", prog_name="ccframe")
+def cli() -> None:
+    """ccframe: cluster counting for drift chambers.
+
+    Start with `ccframe run steering/quickstart.yaml`.
+    """
+
+
+@cli.command()
+@click.argument("steering", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--force", is_flag=True, help="Replace an existing run folder of the same name.")
+def run(steering: str, overrides: tuple[str, ...], force: bool) -> None:
+    """Run the stages that the STEERING file enables."""
+    from ccframe.pipeline.run import run as run_pipeline
+
+    config = _load(steering, overrides)
+    run_pipeline(config, argv=["ccframe", *sys.argv[1:]], force=force, log=_echo)
+
+
+@cli.command()
+@click.argument("steering", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--print", "show", is_flag=True, help="Print the resolved steering file.")
+def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
+    """Check a STEERING file without running anything."""
+    from ccframe.pipeline.run import stages
+    from ccframe.steering.loader import dump_steering
+
+    config = _load(steering, overrides)
+    if show:
+        click.echo(dump_steering(config), nl=False)
+    click.echo(
+        f"{steering}: valid (schema {config.schema_version}, name '{config.name}', "
+        f"stages: {', '.join(stages(config))}, output {config.output_dir})"
+    )
+
+
+@cli.command()
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="ROOT file to write.")  # fmt: skip
+@click.option("-n", "--n-waveforms", type=click.IntRange(min=1), help="Number of waveforms.")
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: steering seed).")
+@click.option("--first-event", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Id of the first event (to split one sample over jobs).")  # fmt: skip
+@click.option("--steering", type=click.Path(dir_okay=False),
+              help="Take the simulate: section (and seed) from this steering file.")  # fmt: skip
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def simulate(
+    output: str,
+    n_waveforms: int | None,
+    seed: int | None,
+    first_event: int,
+    steering: str | None,
+    overrides: tuple[str, ...],
+    force: bool,
+) -> None:
+    """Simulate drift-cell waveforms with full Monte Carlo truth into a ROOT file."""
+    from ccframe.simulate.stage import simulate_to_root
+    from ccframe.steering.loader import apply_override, validate as validate_raw
+
+    if steering is not None:
+        config = _load(steering, overrides)
+        if config.simulate is None:
+            config = _load(steering, ("simulate={}", *overrides))
+    else:
+        raw: dict[str, Any] = {"schema_version": 1, "name": "simulate", "simulate": {}}
+        for item in overrides:
+            apply_override(raw, item)
+        config = validate_raw(raw, "<defaults>", set_keys=[o.split("=", 1)[0] for o in overrides])
+    sim = config.simulate
+    if n_waveforms is not None:
+        sim = sim.model_copy(update={"n_waveforms": n_waveforms})
+    seed = config.seed if seed is None else seed
+    _echo(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)}, seed {seed}")
+    info = simulate_to_root(sim, seed, output, first_event=first_event, force=force)
+    _echo(
+        f"wrote {info['entries']} waveforms to {output}:{sim.tree} in {info['wall_s']:.1f} s "
+        f"({info['waveforms_per_s']:.0f} waveforms/s)"
+    )
+
+
+@cli.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--tree", default="sim", show_default=True, help="Tree with the waveforms.")
+@click.option("--branch", default="waveform", show_default=True, help="Waveform branch.")
+@click.option("-n", "--max-events", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Waveforms used for the statistics.")  # fmt: skip
+@click.option("--sampling-ghz", type=click.FloatRange(min=0, min_open=True),
+              help="Sampling rate, when the file has no sampling_ghz branch.")  # fmt: skip
+@click.option("--polarity", type=click.Choice(["positive", "negative"]), default="positive",
+              show_default=True)  # fmt: skip
+@click.option("--scale", type=float, default=1.0, show_default=True, help="mV per raw unit.")
+@click.option("--offset-mv", type=float, default=0.0, show_default=True, help="Added after scale.")
+@click.option("--baseline-window-ns", type=click.FloatRange(min=0, min_open=True), default=25.0,
+              show_default=True)  # fmt: skip
+def inspect(
+    file: str,
+    tree: str,
+    branch: str,
+    max_events: int,
+    sampling_ghz: float | None,
+    polarity: str,
+    scale: float,
+    offset_mv: float,
+    baseline_window_ns: float,
+) -> None:
+    """Show the trees and branches of a ROOT FILE and statistics of its waveforms."""
+    from ccframe.io.config import DataConfig
+    from ccframe.io.inspect import inspect_file
+
+    data = DataConfig(
+        files=[file], tree=tree, waveform_branch=branch, max_events=max_events,
+        sampling_ghz=sampling_ghz, polarity=polarity, scale=scale, offset_mv=offset_mv,
+        baseline_window_ns=baseline_window_ns, truth="auto",
+    )  # fmt: skip
+    click.echo(inspect_file(file, data))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point: user errors become one line on stderr and a non-zero exit."""
+    try:
+        cli.main(args=args, prog_name="ccframe", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        _echo("ccframe: aborted")
+        sys.exit(1)
+    except CcframeError as exc:
+        _echo(f"ccframe: error: {exc}")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _echo("ccframe: interrupted")
+        sys.exit(130)
+    sys.exit(0)

@@ -1,0 +1,32 @@
+"""Named exceptions. The CLI turns every `CcframeError` into one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class CcframeError(Exception):
+    """Base class of every error ccframe reports to a user (no traceback)."""
+
+    exit_code = 2
+
+
+class SteeringError(CcframeError):
+    """A steering file (or a --set override) is invalid."""
+
+
+class InputError(CcframeError):
+    """An input file, tree, branch or waveform cannot be used."""
+
+
+class OutputError(CcframeError):
+    """An output cannot be written, or would overwrite a finished result."""
+
+
+def closest(name: str, candidates: Iterable[str], n: int = 3) -> str:
+    """A ' (did you mean ...?)' hint naming the closest candidates, or ''."""
+    matches = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
+    if not matches:
+        return ""
+    return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"

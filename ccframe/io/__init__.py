@@ -1,0 +1,1 @@
+"""Reading and writing ROOT files (uproot), atomic outputs."""

@@ -1,0 +1,245 @@
+"""Read waveforms and truth from ROOT trees with uproot, chunk by chunk, into typed batches.
+
+Every problem with an input (missing or corrupt file, missing tree or branch, wrong dtype
+or shape, empty tree, NaN/inf samples) is an `InputError` naming the file, tree, branch or
+entry and what was expected.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from ccframe.errors import InputError, closest
+from ccframe.io.config import TRUTH_NAMES, DataConfig
+from ccframe.kernels.baseline import baseline_rms
+
+
+@dataclass
+class WaveformBatch:
+    """A chunk of waveforms from one file: mV, positive pulses, baseline not subtracted."""
+
+    waveforms: np.ndarray  # (n, n_samples) float32
+    baseline: np.ndarray  # (n,) float32, mean of the baseline window
+    rms: np.ndarray  # (n,) float32, noise RMS in the baseline window
+    entry: np.ndarray  # (n,) int64, entry numbers in the file's tree
+    file: str
+    sampling_ghz: float
+    truth: ak.Array | None  # records with logical truth names (see io.config.TRUTH_NAMES)
+
+    def __len__(self) -> int:
+        return len(self.entry)
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.waveforms.shape[1])
+
+
+def expand_files(patterns: list[str]) -> list[str]:
+    """Paths and globs -> existing files, in order, each once."""
+    files: list[str] = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matches = sorted(glob.glob(os.path.expanduser(pattern)))
+            if not matches:
+                raise InputError(f"{pattern}: no file matches this pattern")
+        else:
+            matches = [os.path.expanduser(pattern)]
+            if not Path(matches[0]).is_file():
+                raise InputError(f"{pattern}: file not found")
+        files.extend(m for m in matches if m not in files)
+    return files
+
+
+def open_file(path: str) -> tuple[Any, list[str]]:
+    """Open a ROOT file with uproot; return it and the names of its TTrees."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        file = uproot.open(path)
+    except Exception as exc:  # uproot raises several types for corrupt/truncated files
+        raise InputError(f"{path}: not a readable ROOT file ({reason(exc)})") from None
+    try:
+        classes = file.classnames()
+    except Exception as exc:
+        raise InputError(f"{path}: corrupt ROOT file ({reason(exc)})") from None
+    trees = [k.split(";")[0] for k, cls in classes.items() if cls.startswith("TTree")]
+    return file, list(dict.fromkeys(trees))
+
+
+def open_tree(path: str, tree: str) -> Any:
+    """Open `path` and return its TTree `tree`, with a clear error for every failure."""
+    file, trees = open_file(path)
+    if tree not in trees:
+        listed = ", ".join(trees) if trees else "none"
+        raise InputError(f"{path}: no tree '{tree}'{closest(tree, trees)}; trees here: {listed}")
+    try:
+        return file[tree]
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read tree '{tree}' ({reason(exc)})") from None
+
+
+def reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+def require_branch(tree: Any, name: str, path: str, what: str) -> Any:
+    if name not in tree:
+        raise InputError(
+            f"{path}: tree '{tree.name}' has no branch '{name}' ({what})"
+            f"{closest(name, tree.keys())}"
+        )
+    return tree[name]
+
+
+def check_waveform_branch(branch: Any, path: str) -> None:
+    """The waveform branch must hold a numeric array (fixed-size or jagged) per entry."""
+    interp = branch.interpretation
+    inner = getattr(interp, "content", interp)  # AsJagged -> its content
+    dtype = getattr(inner, "to_dtype", None)
+    where = f"{path}: branch '{branch.name}'"
+    if dtype is None or dtype.base.kind not in "iuf":
+        raise InputError(
+            f"{where} has type {branch.typename}; expected an array of numbers per entry"
+        )
+    fixed = dtype.shape != ()
+    jagged = type(interp).__name__ == "AsJagged"
+    if not (fixed or jagged):
+        raise InputError(
+            f"{where} holds one {branch.typename} per entry; expected an array of samples"
+        )
+
+
+def resolve_truth(tree: Any, data: DataConfig, path: str) -> dict[str, str]:
+    """Logical truth name -> branch name for this tree."""
+    if data.truth == "none":
+        return {}
+    if data.truth == "auto":
+        return {name: name for name in TRUTH_NAMES if name in tree}
+    for name, branch in data.truth.items():
+        require_branch(tree, branch, path, f"truth '{name}' in data.truth")
+    return dict(data.truth)
+
+
+def sampling_of(tree: Any, data: DataConfig, path: str) -> float:
+    if data.sampling_ghz is not None:
+        return float(data.sampling_ghz)
+    if data.sampling_branch not in tree:
+        raise InputError(
+            f"{path}: no branch '{data.sampling_branch}' gives the sampling rate; "
+            "set data.sampling_ghz"
+        )
+    values = tree[data.sampling_branch].array(library="np", entry_stop=1000)
+    if values.size == 0 or not np.all(values == values[0]) or values[0] <= 0:
+        raise InputError(
+            f"{path}: branch '{data.sampling_branch}' does not hold one positive sampling rate; "
+            "set data.sampling_ghz"
+        )
+    return float(values[0])
+
+
+def iter_batches(data: DataConfig, files: list[str] | None = None) -> Iterator[WaveformBatch]:
+    """Yield `WaveformBatch`es of at most `data.chunk_size` waveforms from every input file."""
+    remaining = data.max_events
+    for path in files if files is not None else expand_files(data.files):
+        if remaining is not None and remaining <= 0:
+            return
+        for batch in _iter_file(path, data, remaining):
+            if remaining is not None:
+                remaining -= len(batch)
+            yield batch
+
+
+def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[WaveformBatch]:
+    tree = open_tree(path, data.tree)
+    branch = require_branch(tree, data.waveform_branch, path, "data.waveform_branch")
+    check_waveform_branch(branch, path)
+    if tree.num_entries == 0:
+        raise InputError(f"{path}: tree '{data.tree}' is empty (0 entries)")
+    sampling = sampling_of(tree, data, path)
+    n_base = max(1, round(data.baseline_window_ns * sampling))
+    truth_map = resolve_truth(tree, data, path)
+    stop = tree.num_entries if limit is None else min(tree.num_entries, limit)
+    names = [data.waveform_branch, *truth_map.values()]
+    start = 0
+    try:
+        chunks = tree.iterate(names, step_size=data.chunk_size, entry_stop=stop, library="ak")
+        for chunk in chunks:
+            n = len(chunk)
+            batch = _make_batch(chunk, path, data, sampling, n_base, truth_map, start)
+            start += n
+            if batch is not None:
+                yield batch
+    except InputError:
+        raise
+    except Exception as exc:  # truncated baskets, decompression errors, ...
+        raise InputError(
+            f"{path}: cannot read entries from {start} of tree '{data.tree}' ({reason(exc)})"
+        ) from None
+
+
+def _make_batch(
+    chunk: ak.Array,
+    path: str,
+    data: DataConfig,
+    sampling: float,
+    n_base: int,
+    truth_map: dict[str, str],
+    start: int,
+) -> WaveformBatch | None:
+    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start)
+    if waves.shape[1] < n_base:
+        raise InputError(
+            f"{path}: branch '{data.waveform_branch}' has {waves.shape[1]} samples per entry, "
+            f"fewer than the {n_base} of the baseline window (data.baseline_window_ns)"
+        )
+    waves = waves.astype(np.float32)
+    if data.scale != 1.0:
+        waves *= np.float32(data.scale)
+    if data.offset_mv != 0.0:
+        waves += np.float32(data.offset_mv)
+    if data.polarity == "negative":
+        np.negative(waves, out=waves)
+    entry = np.arange(start, start + len(waves), dtype=np.int64)
+    bad = ~np.isfinite(waves).all(axis=1)
+    truth = (
+        ak.zip({name: chunk[branch] for name, branch in truth_map.items()}, depth_limit=1)
+        if truth_map
+        else None
+    )
+    if bad.any():
+        if data.on_bad_waveform == "error":
+            raise InputError(
+                f"{path}: entry {int(entry[bad][0])} of tree '{data.tree}' has NaN or inf samples "
+                f"({int(bad.sum())} such entries in this chunk); set data.on_bad_waveform: skip "
+                "to drop them"
+            )
+        keep = ~bad
+        waves, entry = waves[keep], entry[keep]
+        truth = truth[keep] if truth is not None else None
+        if len(entry) == 0:
+            return None
+    baseline, rms = baseline_rms(waves, n_base)
+    return WaveformBatch(waves, baseline, rms, entry, path, sampling, truth)
+
+
+def _regular(array: ak.Array, path: str, branch: str, start: int) -> np.ndarray:
+    """A (n, n_samples) NumPy array from a fixed-size or equal-length jagged branch."""
+    try:
+        return ak.to_numpy(array)
+    except (ValueError, TypeError):
+        lengths = ak.to_numpy(ak.num(array, axis=1))
+        odd = int(np.argmax(lengths != lengths[0]))
+        raise InputError(
+            f"{path}: branch '{branch}' entry {start + odd} has {lengths[odd]} samples, "
+            f"entry {start} has {lengths[0]}; waveforms must have equal length"
+        ) from None

@@ -1,0 +1,1 @@
+"""Numba kernels for waveform work (pure, on flat arrays, with preallocated outputs)."""

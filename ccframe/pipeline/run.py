@@ -1,0 +1,58 @@
+"""`ccframe run`: the stages a steering file enables, in order, inside one run folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ccframe.io.atomic import write_json
+from ccframe.io.describe import describe, format_description
+from ccframe.io.reader import expand_files, iter_batches
+from ccframe.pipeline.rundir import RunDir
+from ccframe.simulate.stage import simulate_to_root
+from ccframe.steering.schema import Steering
+
+Log = Callable[[str], None]
+
+
+def stages(steering: Steering) -> list[str]:
+    """Names of the stages this steering file runs, in order."""
+    names = ["simulate"] if steering.simulate is not None else []
+    return [*names, "read"]
+
+
+def run(steering: Steering, argv: list[str], force: bool = False, log: Log = print) -> Path:
+    """Run every enabled stage; return the run folder. A failure is recorded, then raised."""
+    run_dir = RunDir(steering.output_dir)
+    run_dir.prepare(steering, argv, force=force)
+    log(f"run '{steering.name}' -> {run_dir.path}  (stages: {', '.join(stages(steering))})")
+    results: dict[str, Any] = {}
+    try:
+        files = expand_files(steering.data.files) if steering.data.files else []
+        if steering.simulate is not None:
+            sim = steering.simulate
+            target = Path(sim.output)
+            target = target if target.is_absolute() else run_dir.path / target
+            log(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)} -> {target}")
+            results["simulate"] = simulate_to_root(sim, steering.seed, target)
+            log(f"simulate: done in {results['simulate']['wall_s']:.1f} s "
+                f"({results['simulate']['waveforms_per_s']:.0f} waveforms/s)")  # fmt: skip
+            if not files:
+                files = [str(target)]
+        data = steering.data
+        if steering.simulate is not None and not steering.data.files:
+            data = data.model_copy(update={"tree": steering.simulate.tree})
+        t0 = time.perf_counter()
+        summary = describe(iter_batches(data, files))
+        summary["read_s"] = round(time.perf_counter() - t0, 3)
+        results["read"] = summary
+        log("read:\n" + format_description(summary))
+        write_json(run_dir.path / "summary.json", results)
+    except BaseException as exc:
+        run_dir.finish("failed", error=str(exc) or type(exc).__name__)
+        raise
+    run_dir.finish("done")
+    log(f"done: {run_dir.path}")
+    return run_dir.path

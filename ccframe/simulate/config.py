@@ -1,0 +1,189 @@
+"""Typed simulator parameters; every default is the value of shared/physics.md (sections 2-7)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+
+from ccframe.simulate.physics import MASS_GEV, MIN_BETA_GAMMA
+from ccframe.steering.base import Section
+
+Particle = Literal["e", "mu", "pi", "K", "p"]
+
+FISCHLE_PERCENT = (
+    76.60, 12.50, 4.60, 2.00, 1.20, 0.75, 0.50, 0.36, 0.25, 0.19,
+    0.14, 0.10, 0.08, 0.06, 0.048, 0.043, 0.038, 0.034, 0.030,
+)  # fmt: skip
+
+
+def _fischle_default() -> list[float]:
+    """P(k) in % for k = 1..35: the Fischle table, then 10.9/k^2 from k = 20."""
+    return list(FISCHLE_PERCENT) + [10.9 / k**2 for k in range(20, 36)]
+
+
+class MomentumSpectrum(Section):
+    """Momentum in GeV/c: `fixed` uses min_gev; `uniform` / `log_uniform` draw in [min, max]."""
+
+    distribution: Literal["fixed", "uniform", "log_uniform"] = "uniform"
+    min_gev: PositiveFloat = 4.0
+    max_gev: PositiveFloat = 180.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MomentumSpectrum:
+        if self.distribution != "fixed" and self.max_gev < self.min_gev:
+            raise ValueError(f"max_gev ({self.max_gev}) must be >= min_gev ({self.min_gev})")
+        return self
+
+
+class Detector(Section):
+    """Cell geometry and readout window."""
+
+    tube_radius_cm: PositiveFloat = 0.75
+    impact_min_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    impact_max_fraction: float = Field(1.0, gt=0.0, le=1.0)
+    sampling_ghz: PositiveFloat = 1.2
+    window_ns: PositiveFloat = 2000.0
+    pretrigger_ns: float = Field(50.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _impact_range(self) -> Detector:
+        if self.impact_max_fraction <= self.impact_min_fraction:
+            raise ValueError("impact_max_fraction must be > impact_min_fraction")
+        if self.pretrigger_ns >= self.window_ns:
+            raise ValueError("pretrigger_ns must be < window_ns")
+        return self
+
+    @property
+    def n_samples(self) -> int:
+        return round(self.window_ns * self.sampling_ghz)
+
+
+class Ionization(Section):
+    """Cluster density fit n_cl(beta*gamma) (clusters/cm) and cluster-size distribution."""
+
+    density_fit: list[float] = Field(
+        default=[0.628333, 15.43253, 3.4623e-6, 2.02641, 2.64968], min_length=5, max_length=5
+    )
+    density_scale: PositiveFloat = 1.0
+    cluster_size_percent: list[float] = Field(default_factory=_fischle_default, min_length=1)
+
+    @field_validator("cluster_size_percent")
+    @classmethod
+    def _non_negative(cls, v: list[float]) -> list[float]:
+        if any(p < 0 for p in v) or sum(v) <= 0:
+            raise ValueError("cluster sizes need non-negative probabilities with a positive sum")
+        return v
+
+
+class Drift(Section):
+    """x-t relation r -> (t, sigma_t), interpolated with PCHIP; (0, 0) is prepended."""
+
+    radius_cm: list[float] = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75]
+    time_ns: list[float] = [9.5, 28.7, 82.6, 162.0, 277.0, 427.0, 626.0, 920.0, 1173.0]
+    sigma_ns: list[float] = [1.0, 1.9, 3.4, 5.7, 8.8, 13.2, 19.3, 32.0, 46.0]
+    diffusion: bool = True
+
+    @model_validator(mode="after")
+    def _table(self) -> Drift:
+        n = len(self.radius_cm)
+        if n < 2 or len(self.time_ns) != n or len(self.sigma_ns) != n:
+            raise ValueError("radius_cm, time_ns and sigma_ns need the same length (>= 2)")
+        if any(b <= a for a, b in zip([0.0, *self.radius_cm], self.radius_cm, strict=False)):
+            raise ValueError("radius_cm must be positive and strictly increasing")
+        if any(b < a for a, b in zip([0.0, *self.time_ns], self.time_ns, strict=False)):
+            raise ValueError("time_ns must be non-negative and increasing")
+        if any(s < 0 for s in self.sigma_ns):
+            raise ValueError("sigma_ns must be non-negative")
+        return self
+
+
+class Gain(Section):
+    """Polya avalanche gain: Gamma(shape 1 + theta) with the given mean (relative units)."""
+
+    polya_theta: float = Field(0.5, ge=0.0)
+    mean: PositiveFloat = 1.0
+
+
+class Pulse(Section):
+    """Single-electron pulse A (exp(-t/fall) - exp(-t/rise)) / norm, plus an optional ion tail."""
+
+    amplitude_mv: PositiveFloat = 8.0
+    rise_ns: PositiveFloat = 1.0
+    fall_ns: PositiveFloat = 5.0
+    ion_tail_fraction: float = Field(0.0, ge=0.0, lt=1.0)
+    ion_tail_t0_ns: PositiveFloat = 0.2
+    ion_tail_cut_ns: PositiveFloat = 200.0
+    polarity: Literal["positive", "negative"] = "positive"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Pulse:
+        if self.fall_ns <= self.rise_ns:
+            raise ValueError("fall_ns must be larger than rise_ns")
+        return self
+
+
+class Noise(Section):
+    """Gaussian noise, coloured by a band-power template (or white), scaled to rms_mv."""
+
+    rms_mv: float = Field(1.0, ge=0.0)
+    spectrum: Literal["coloured", "white"] = "coloured"
+    band_power: list[float] = Field(
+        default=[1.9, 0.70, 0.44, 0.48, 0.33, 0.24, 0.19, 0.14, 0.07, 0.01], min_length=1
+    )
+    band_width_mhz: PositiveFloat = 100.0
+    low_frequency_excess: float = Field(4.0, ge=0.0)
+    low_frequency_cut_mhz: float = Field(20.0, ge=0.0)
+
+    @field_validator("band_power")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(p < 0 for p in v) or sum(v) <= 0:
+            raise ValueError("band_power needs non-negative values with a positive sum")
+        return v
+
+
+class Digitization(Section):
+    """Baseline offset and optional ADC quantization (adc_bits with adc_lsb_mv)."""
+
+    baseline_mv: float = 0.0
+    adc_bits: PositiveInt | None = Field(None, le=32)
+    adc_lsb_mv: PositiveFloat = 0.5
+
+
+class SimulateConfig(Section):
+    """The `simulate:` stage: what to generate and where to write it."""
+
+    n_waveforms: PositiveInt = 10_000
+    output: str = "sim.root"
+    tree: str = "sim"
+    chunk_size: PositiveInt = 5_000
+    compression: Literal["lz4", "zlib", "zstd", "none"] = "lz4"
+    particle: Particle | list[Particle] = "pi"
+    momentum: MomentumSpectrum = MomentumSpectrum()
+    detector: Detector = Detector()
+    ionization: Ionization = Ionization()
+    drift: Drift = Drift()
+    gain: Gain = Gain()
+    pulse: Pulse = Pulse()
+    noise: Noise = Noise()
+    digitization: Digitization = Digitization()
+
+    @property
+    def particles(self) -> list[str]:
+        return [self.particle] if isinstance(self.particle, str) else list(self.particle)
+
+    @model_validator(mode="after")
+    def _fit_validity(self) -> SimulateConfig:
+        if isinstance(self.particle, list) and not self.particle:
+            raise ValueError("particle list is empty")
+        for name in self.particles:
+            bg = self.momentum.min_gev / MASS_GEV[name]
+            if bg < MIN_BETA_GAMMA:
+                p_min = MIN_BETA_GAMMA * MASS_GEV[name]
+                raise ValueError(
+                    f"momentum.min_gev {self.momentum.min_gev} gives beta*gamma {bg:.3g} for "
+                    f"{name}, below the cluster-density fit's validity ({MIN_BETA_GAMMA}); "
+                    f"use min_gev >= {p_min:.4g}"
+                )
+        return self

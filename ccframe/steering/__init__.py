@@ -1,0 +1,1 @@
+"""Steering files: schema, loading, overrides, validation."""

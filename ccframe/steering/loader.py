@@ -1,0 +1,202 @@
+"""Load a YAML steering file, apply --set overrides, validate, and report errors by YAML path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ccframe.errors import SteeringError, closest
+from ccframe.steering.schema import Steering
+
+
+def load_steering(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Steering:
+    """Parse, override and validate a steering file; every problem is a `SteeringError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SteeringError(f"{path}: steering file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SteeringError(f"{path}: cannot read steering file ({exc})") from None
+    raw, lines = parse_yaml(text, str(path))
+    if raw is None:
+        raise SteeringError(f"{path}: steering file is empty")
+    if not isinstance(raw, dict):
+        raise SteeringError(f"{path}: expected a mapping of steering keys, got {type(raw).__name__}")
+    for item in overrides:
+        apply_override(raw, item)
+    return validate(raw, str(path), lines, set_keys=[o.split("=", 1)[0] for o in overrides])
+
+
+def parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
+    """YAML -> (data, {key path: 1-based line}); syntax errors name the line."""
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise SteeringError(f"{where}: YAML syntax error: {exc.problem or exc}") from None
+    except yaml.YAMLError as exc:
+        raise SteeringError(f"{source}: YAML error: {exc}") from None
+    lines: dict[tuple[str, ...], int] = {}
+    _record_lines(node, (), lines)
+    return data, lines
+
+
+def _record_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, str(key.value))
+            out[path] = key.start_mark.line + 1
+            _record_lines(value, path, out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, value in enumerate(node.value):
+            path = (*prefix, str(i))
+            out[path] = value.start_mark.line + 1
+            _record_lines(value, path, out)
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Apply `dotted.key=value` (value parsed as YAML) to the raw steering mapping."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise SteeringError(f"--set {item!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            node = node[_index(part, node, where)]
+            continue
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict | list):
+            raise SteeringError(f"--set {key}: {where} is a value, not a section")
+        node = child
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(last, node, key)] = value
+    else:
+        node[last] = value
+
+
+def _index(part: str, seq: list[Any], where: str) -> int:
+    if not part.isdigit() or int(part) >= len(seq):
+        raise SteeringError(f"--set {where}: expected a list index below {len(seq)}")
+    return int(part)
+
+
+def validate(
+    raw: dict[str, Any],
+    source: str = "<steering>",
+    lines: dict[tuple[str, ...], int] | None = None,
+    set_keys: list[str] | None = None,
+) -> Steering:
+    """Validate a raw mapping into `Steering`, turning pydantic errors into one line."""
+    try:
+        return Steering.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        paths = [".".join(_data_path(err["loc"], raw)) for err in errors]
+        # Of the errors from a union's members, keep the deepest (the one naming the bad item).
+        keep = [
+            err
+            for err, p in zip(errors, paths, strict=True)
+            if not any(q != p and q.startswith(p + ".") for q in paths)
+        ]
+        messages = [_describe(err, raw, source, lines or {}, set_keys or []) for err in keep]
+        more = f" (+{len(messages) - 3} more)" if len(messages) > 3 else ""
+        raise SteeringError("; ".join(dict.fromkeys(messages[:3])) + more) from None
+
+
+def _describe(err: dict, raw: Any, source: str, lines: dict, set_keys: list[str]) -> str:
+    path = _data_path(err["loc"], raw)
+    dotted = ".".join(path)
+    where = source
+    from_set = [k for k in set_keys if dotted == k or dotted.startswith(k + ".")]
+    if from_set:
+        where = f"--set {from_set[0]}"
+    elif path and tuple(path) in lines:
+        where = f"{source}:{lines[tuple(path)]}"
+    if err["type"] == "extra_forbidden":
+        fields = _fields_at(path[:-1])
+        hint = closest(path[-1], fields)
+        valid = f"; valid keys here: {', '.join(fields)}" if fields and not hint else ""
+        return f"{where}: unknown key '{dotted}'{hint}{valid}"
+    if err["type"] == "missing":
+        return f"{where}: missing required key '{dotted}'"
+    msg = err["msg"].removeprefix("Value error, ")
+    if not path:
+        return f"{where}: {msg}"
+    if isinstance(err.get("input"), dict):  # a check across a whole section
+        return f"{where}: {dotted}: {msg}"
+    value = _short(err.get("input"))
+    return f"{where}: {dotted} = {value}: {msg}"
+
+
+def _data_path(loc: tuple, raw: Any) -> list[str]:
+    """The part of a pydantic error location that indexes into the YAML data (union member
+    tags such as `literal['pi']` are dropped)."""
+    path: list[str] = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and str(part) in node:
+            node = node[str(part)]
+            path.append(str(part))
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(str(part))
+        elif isinstance(part, str) and not _is_union_tag(part) and isinstance(node, dict):
+            path.append(part)  # a missing or unknown key at this level
+            break
+    return path
+
+
+def _is_union_tag(part: str) -> bool:
+    return any(ch in part for ch in "[]()") or part in {"str", "int", "float", "bool", "list"}
+
+
+def _fields_at(path: list[str]) -> list[str]:
+    """Field names of the steering section at a YAML path (for typo hints)."""
+    model: Any = Steering
+    for part in path:
+        field = model.model_fields.get(part) if _is_model(model) else None
+        if field is None:
+            return []
+        model = _model_in(field.annotation)
+        if model is None:
+            return []
+    return list(model.model_fields) if _is_model(model) else []
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if _is_model(annotation):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        if _is_model(arg):
+            return arg
+    return None
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def dump_steering(steering: Steering) -> str:
+    """The resolved steering file (every default written out) as YAML."""
+    return yaml.safe_dump(steering.model_dump(mode="json"), sort_keys=False)
