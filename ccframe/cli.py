@@ -64,14 +64,23 @@ def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
 
 
 @cli.command()
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="ROOT file to write.")  # fmt: skip
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="ROOT file to write."
+)
 @click.option("-n", "--n-waveforms", type=click.IntRange(min=1), help="Number of waveforms.")
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: steering seed).")
-@click.option("--first-event", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Id of the first event (to split one sample over jobs).")  # fmt: skip
-@click.option("--steering", type=click.Path(dir_okay=False),
-              help="Take the simulate: section (and seed) from this steering file.")  # fmt: skip
+@click.option(
+    "--first-event",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Id of the first event (to split one sample over jobs).",
+)
+@click.option(
+    "--steering",
+    type=click.Path(dir_okay=False),
+    help="Take the simulate: section (and seed) from this steering file.",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 def simulate(
@@ -85,7 +94,8 @@ def simulate(
 ) -> None:
     """Simulate drift-cell waveforms with full Monte Carlo truth into a ROOT file."""
     from ccframe.simulate.stage import simulate_to_root
-    from ccframe.steering.loader import apply_override, validate as validate_raw
+    from ccframe.steering.loader import apply_override
+    from ccframe.steering.loader import validate as validate_raw
 
     if steering is not None:
         config = _load(steering, overrides)
@@ -112,16 +122,30 @@ def simulate(
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--tree", default="sim", show_default=True, help="Tree with the waveforms.")
 @click.option("--branch", default="waveform", show_default=True, help="Waveform branch.")
-@click.option("-n", "--max-events", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Waveforms used for the statistics.")  # fmt: skip
-@click.option("--sampling-ghz", type=click.FloatRange(min=0, min_open=True),
-              help="Sampling rate, when the file has no sampling_ghz branch.")  # fmt: skip
-@click.option("--polarity", type=click.Choice(["positive", "negative"]), default="positive",
-              show_default=True)  # fmt: skip
+@click.option(
+    "-n",
+    "--max-events",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Waveforms used for the statistics.",
+)
+@click.option(
+    "--sampling-ghz",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Sampling rate, when the file has no sampling_ghz branch.",
+)
+@click.option(
+    "--polarity", type=click.Choice(["positive", "negative"]), default="positive", show_default=True
+)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="mV per raw unit.")
 @click.option("--offset-mv", type=float, default=0.0, show_default=True, help="Added after scale.")
-@click.option("--baseline-window-ns", type=click.FloatRange(min=0, min_open=True), default=25.0,
-              show_default=True)  # fmt: skip
+@click.option(
+    "--baseline-window-ns",
+    type=click.FloatRange(min=0, min_open=True),
+    default=25.0,
+    show_default=True,
+)
 def inspect(
     file: str,
     tree: str,
@@ -138,10 +162,17 @@ def inspect(
     from ccframe.io.inspect import inspect_file
 
     data = DataConfig(
-        files=[file], tree=tree, waveform_branch=branch, max_events=max_events,
-        sampling_ghz=sampling_ghz, polarity=polarity, scale=scale, offset_mv=offset_mv,
-        baseline_window_ns=baseline_window_ns, truth="auto",
-    )  # fmt: skip
+        files=[file],
+        tree=tree,
+        waveform_branch=branch,
+        max_events=max_events,
+        sampling_ghz=sampling_ghz,
+        polarity=polarity,
+        scale=scale,
+        offset_mv=offset_mv,
+        baseline_window_ns=baseline_window_ns,
+        truth="auto",
+    )
     click.echo(inspect_file(file, data))
 
 

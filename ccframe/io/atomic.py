@@ -12,7 +12,6 @@ from typing import Any
 
 from ccframe.errors import OutputError
 
-
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

@@ -10,9 +10,16 @@ from ccframe.steering.base import Section
 
 # Logical truth names and the branch that holds each in a ccframe-simulated file.
 TRUTH_EVENT = (
-    "event_id", "pdg", "momentum_gev", "beta_gamma", "impact_cm", "chord_cm",
-    "n_clusters", "n_electrons", "pretrigger_ns",
-)  # fmt: skip
+    "event_id",
+    "pdg",
+    "momentum_gev",
+    "beta_gamma",
+    "impact_cm",
+    "chord_cm",
+    "n_clusters",
+    "n_electrons",
+    "pretrigger_ns",
+)
 TRUTH_CLUSTER = ("cluster_time_ns", "cluster_size", "cluster_position_cm", "cluster_radius_cm")
 TRUTH_ELECTRON = ("electron_time_ns", "electron_cluster", "electron_primary", "electron_charge")
 TRUTH_NAMES = TRUTH_EVENT + TRUTH_CLUSTER + TRUTH_ELECTRON

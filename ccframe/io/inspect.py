@@ -36,9 +36,7 @@ def inspect_file(path: str, data: DataConfig) -> str:
         out.extend(f"    {name:<{width}}  {typename}" for name, typename in tree["branches"])
     chosen = next((t for t in trees if t["name"] == data.tree), None)
     if chosen is None:
-        candidates = [
-            t["name"] for t in trees if data.waveform_branch in dict(t["branches"])
-        ]
+        candidates = [t["name"] for t in trees if data.waveform_branch in dict(t["branches"])]
         if not candidates:
             out.append(
                 f"  (no tree '{data.tree}' with a '{data.waveform_branch}' branch: "

@@ -35,15 +35,17 @@ def write_tree(
     The file appears at `path` only once every chunk is written.
     """
     n_entries = 0
-    with atomic_path(path) as tmp:
-        with uproot.recreate(tmp, compression=COMPRESSION[compression]()) as file:
-            out = None
-            for chunk in chunks:
-                if out is None:
-                    file.mktree(tree, _types(chunk), counter_name=counter_name)
-                    out = file[tree]
-                out.extend(dict(chunk))
-                n_entries += len(next(iter(chunk.values())))
+    with (
+        atomic_path(path) as tmp,
+        uproot.recreate(tmp, compression=COMPRESSION[compression]()) as file,
+    ):
+        out = None
+        for chunk in chunks:
+            if out is None:
+                file.mktree(tree, _types(chunk), counter_name=counter_name)
+                out = file[tree]
+            out.extend(dict(chunk))
+            n_entries += len(next(iter(chunk.values())))
     return n_entries
 
 

@@ -37,8 +37,10 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
             target = target if target.is_absolute() else run_dir.path / target
             log(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)} -> {target}")
             results["simulate"] = simulate_to_root(sim, steering.seed, target)
-            log(f"simulate: done in {results['simulate']['wall_s']:.1f} s "
-                f"({results['simulate']['waveforms_per_s']:.0f} waveforms/s)")  # fmt: skip
+            log(
+                f"simulate: done in {results['simulate']['wall_s']:.1f} s "
+                f"({results['simulate']['waveforms_per_s']:.0f} waveforms/s)"
+            )
             if not files:
                 files = [str(target)]
         data = steering.data

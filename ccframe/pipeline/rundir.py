@@ -18,8 +18,19 @@ from ccframe.steering.loader import dump_steering
 from ccframe.steering.schema import Steering
 
 STATUS_FILE = "run.json"
-LIBRARIES = ("numpy", "scipy", "numba", "uproot", "awkward", "pydantic", "tensorflow-cpu",
-             "tensorflow", "keras", "hist", "mplhep")  # fmt: skip
+LIBRARIES = (
+    "numpy",
+    "scipy",
+    "numba",
+    "uproot",
+    "awkward",
+    "pydantic",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "hist",
+    "mplhep",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -40,8 +51,11 @@ def git_revision() -> str | None:
     try:
         rev = subprocess.run(
             ["git", "-C", str(source), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True, text=True, timeout=5, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return rev.stdout.strip() or None

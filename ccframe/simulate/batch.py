@@ -8,9 +8,17 @@ import awkward as ak
 import numpy as np
 
 EVENT_FIELDS = (
-    "event_id", "pdg", "momentum_gev", "beta_gamma", "impact_cm", "chord_cm",
-    "n_clusters", "n_electrons", "sampling_ghz", "pretrigger_ns",
-)  # fmt: skip
+    "event_id",
+    "pdg",
+    "momentum_gev",
+    "beta_gamma",
+    "impact_cm",
+    "chord_cm",
+    "n_clusters",
+    "n_electrons",
+    "sampling_ghz",
+    "pretrigger_ns",
+)
 CLUSTER_FIELDS = ("time_ns", "size", "position_cm", "radius_cm")
 ELECTRON_FIELDS = ("time_ns", "cluster", "primary", "charge")
 
@@ -68,7 +76,10 @@ class SimBatch:
         if len(batches) == 1:
             return batches[0]
         return SimBatch(
-            **{f.name: np.concatenate([getattr(b, f.name) for b in batches]) for f in fields(SimBatch)}
+            **{
+                f.name: np.concatenate([getattr(b, f.name) for b in batches])
+                for f in fields(SimBatch)
+            }
         )
 
     def tree_arrays(self) -> dict[str, object]:

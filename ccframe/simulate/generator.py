@@ -43,24 +43,35 @@ class Simulator:
         self.n_samples = det.n_samples
         self.dt_ns = 1.0 / det.sampling_ghz
         peak = physics.pulse_peak_value(
-            pulse.rise_ns, pulse.fall_ns, pulse.ion_tail_fraction,
-            pulse.ion_tail_t0_ns, pulse.ion_tail_cut_ns,
-        )  # fmt: skip
+            pulse.rise_ns,
+            pulse.fall_ns,
+            pulse.ion_tail_fraction,
+            pulse.ion_tail_t0_ns,
+            pulse.ion_tail_cut_ns,
+        )
         norm = pulse.amplitude_mv / peak
-        tail_integral = np.log((pulse.ion_tail_cut_ns + pulse.ion_tail_t0_ns) / pulse.ion_tail_t0_ns)
+        tail_integral = np.log(
+            (pulse.ion_tail_cut_ns + pulse.ion_tail_t0_ns) / pulse.ion_tail_t0_ns
+        )
         self._prep = _Prepared(
             masses=np.array([physics.MASS_GEV[p] for p in config.particles]),
             pdgs=np.array([physics.PDG_ID[p] for p in config.particles], dtype=np.int32),
             size_cdf=physics.cluster_size_cdf(config.ionization.cluster_size_percent),
             drift=physics.DriftTable(
-                config.drift.radius_cm, config.drift.time_ns, config.drift.sigma_ns,
+                config.drift.radius_cm,
+                config.drift.time_ns,
+                config.drift.sigma_ns,
                 r_max_cm=det.tube_radius_cm,
-            ),  # fmt: skip
+            ),
             noise_filter=(
                 physics.noise_filter(
-                    self.n_samples, det.sampling_ghz, noise.band_power, noise.band_width_mhz,
-                    noise.low_frequency_excess, noise.low_frequency_cut_mhz,
-                )  # fmt: skip
+                    self.n_samples,
+                    det.sampling_ghz,
+                    noise.band_power,
+                    noise.band_width_mhz,
+                    noise.low_frequency_excess,
+                    noise.low_frequency_cut_mhz,
+                )
                 if noise.spectrum == "coloured"
                 else None
             ),
@@ -152,7 +163,7 @@ class Simulator:
         sorted_start = np.cumsum(sorted_size) - sorted_size
         el_order = np.repeat(cl_first[order] - sorted_start, sorted_size) + np.arange(t_el.size)
         cl_start_event = np.concatenate([[0], np.cumsum(n_clusters)[:-1]])
-        el_local_cluster = (rank[el_cluster_global] - cl_start_event[cl_event[el_cluster_global]])
+        el_local_cluster = rank[el_cluster_global] - cl_start_event[cl_event[el_cluster_global]]
         primary = np.zeros(t_el.size, dtype=bool)
         primary[cl_first] = True
         n_electrons = np.bincount(cl_event, weights=size, minlength=n).astype(np.int32)
@@ -164,10 +175,18 @@ class Simulator:
         self._noise(rng, wave)
         pulse = cfg.pulse
         add_pulses(
-            wave, offsets, el_t + det.pretrigger_ns, el_q, self.dt_ns,
-            pulse.rise_ns, pulse.fall_ns, prep.main_scale, prep.tail_scale,
-            pulse.ion_tail_t0_ns, pulse.ion_tail_cut_ns,
-        )  # fmt: skip
+            wave,
+            offsets,
+            el_t + det.pretrigger_ns,
+            el_q,
+            self.dt_ns,
+            pulse.rise_ns,
+            pulse.fall_ns,
+            prep.main_scale,
+            prep.tail_scale,
+            pulse.ion_tail_t0_ns,
+            pulse.ion_tail_cut_ns,
+        )
         if pulse.polarity == "negative":
             np.negative(wave, out=wave)
         dig = cfg.digitization

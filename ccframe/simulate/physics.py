@@ -20,7 +20,8 @@ def beta_gamma(momentum_gev: np.ndarray | float, particle: str) -> np.ndarray:
 
 
 def cluster_density(
-    bg: np.ndarray | float, fit: tuple[float, ...] = (0.628333, 15.43253, 3.4623e-6, 2.02641, 2.64968)
+    bg: np.ndarray | float,
+    fit: tuple[float, ...] = (0.628333, 15.43253, 3.4623e-6, 2.02641, 2.64968),
 ) -> np.ndarray:
     """Primary clusters per cm in He/iC4H10 90/10 versus beta*gamma (Delphes TrkUtil fit).
 
@@ -66,9 +67,7 @@ class DriftTable:
             self.grid_cm
         )
         self.sigma_ns = np.maximum(
-            PchipInterpolator(r, np.concatenate([[0.0], sigma_ns]), extrapolate=True)(
-                self.grid_cm
-            ),
+            PchipInterpolator(r, np.concatenate([[0.0], sigma_ns]), extrapolate=True)(self.grid_cm),
             0.0,
         )
 

@@ -36,13 +36,13 @@ def add_pulses(
     inj_r = np.zeros(n_samp)
     decay_f = math.exp(-dt_ns / fall_ns)
     decay_r = math.exp(-dt_ns / rise_ns)
-    n_tail = int(math.ceil(tail_cut_ns / dt_ns)) if tail_scale > 0.0 else 0
+    n_tail = math.ceil(tail_cut_ns / dt_ns) if tail_scale > 0.0 else 0
     for i in range(n_wave):
         inj_f[:] = 0.0
         inj_r[:] = 0.0
         for j in range(offsets[i], offsets[i + 1]):
             ta = arrival_ns[j]
-            k0 = max(int(math.ceil(ta / dt_ns)), 0)
+            k0 = max(math.ceil(ta / dt_ns), 0)
             if k0 >= n_samp:
                 continue
             lag = k0 * dt_ns - ta

@@ -13,7 +13,9 @@ from ccframe.errors import SteeringError, closest
 from ccframe.steering.schema import Steering
 
 
-def load_steering(path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()) -> Steering:
+def load_steering(
+    path: str | os.PathLike[str], overrides: list[str] | tuple[str, ...] = ()
+) -> Steering:
     """Parse, override and validate a steering file; every problem is a `SteeringError`."""
     path = Path(path)
     try:
@@ -26,7 +28,9 @@ def load_steering(path: str | os.PathLike[str], overrides: list[str] | tuple[str
     if raw is None:
         raise SteeringError(f"{path}: steering file is empty")
     if not isinstance(raw, dict):
-        raise SteeringError(f"{path}: expected a mapping of steering keys, got {type(raw).__name__}")
+        raise SteeringError(
+            f"{path}: expected a mapping of steering keys, got {type(raw).__name__}"
+        )
     for item in overrides:
         apply_override(raw, item)
     return validate(raw, str(path), lines, set_keys=[o.split("=", 1)[0] for o in overrides])
