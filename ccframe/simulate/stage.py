@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ccframe.errors import OutputError
+from ccframe.io.prefetch import prefetch
 from ccframe.io.rootwrite import write_tree
 from ccframe.simulate.config import SimulateConfig
 from ccframe.simulate.generator import Simulator
@@ -28,7 +29,7 @@ def simulate_to_root(
         raise OutputError(f"{path}: file exists; use --force to replace it or choose another name")
     sim = Simulator(config, seed)
     t0 = time.perf_counter()
-    chunks = (
+    chunks = prefetch(
         b.tree_arrays()
         for b in sim.iter_chunks(config.n_waveforms, config.chunk_size, start=first_event)
     )
