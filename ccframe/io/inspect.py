@@ -7,7 +7,7 @@ from typing import Any
 from ccframe.errors import InputError
 from ccframe.io.config import DataConfig
 from ccframe.io.describe import describe, format_description
-from ccframe.io.reader import iter_batches, open_file, reason
+from ccframe.io.reader import iter_batches, open_file, reason, rntuples
 
 
 def list_trees(path: str) -> list[dict[str, Any]]:
@@ -28,8 +28,10 @@ def inspect_file(path: str, data: DataConfig) -> str:
     """A report of the file's trees and, when its waveform branch is there, their statistics."""
     trees = list_trees(path)
     out = [f"{path}"]
+    others = rntuples(open_file(path)[0])
+    out.extend(f"  RNTuple '{name}' (not read by ccframe: it reads TTrees)" for name in others)
     if not trees:
-        out.append("  no trees")
+        out.append("  no TTrees")
     for tree in trees:
         out.append(f"  tree '{tree['name']}': {tree['entries']} entries")
         width = max((len(n) for n, _ in tree["branches"]), default=0)
@@ -46,7 +48,7 @@ def inspect_file(path: str, data: DataConfig) -> str:
         data = data.model_copy(update={"tree": candidates[0]})
     out.append(
         f"waveform statistics of '{data.tree}/{data.waveform_branch}' "
-        f"(first {data.max_events} entries):"
+        f"(at most {data.max_events} entries):"
     )
     out.append(format_description(describe(iter_batches(data, files=[path]))))
     return "\n".join(out)

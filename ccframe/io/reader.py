@@ -75,10 +75,20 @@ def open_file(path: str) -> tuple[Any, list[str]]:
     return file, list(dict.fromkeys(trees))
 
 
+def rntuples(file: Any) -> list[str]:
+    """Names of the RNTuples in an open file (not readable by ccframe yet)."""
+    return [k.split(";")[0] for k, cls in file.classnames().items() if "RNTuple" in cls]
+
+
 def open_tree(path: str, tree: str) -> Any:
     """Open `path` and return its TTree `tree`, with a clear error for every failure."""
     file, trees = open_file(path)
     if tree not in trees:
+        if tree in rntuples(file):
+            raise InputError(
+                f"{path}: '{tree}' is an RNTuple; ccframe reads TTrees (convert it, or write "
+                "the file with uproot's mktree)"
+            )
         listed = ", ".join(trees) if trees else "none"
         raise InputError(f"{path}: no tree '{tree}'{closest(tree, trees)}; trees here: {listed}")
     try:
@@ -136,13 +146,13 @@ def sampling_of(tree: Any, data: DataConfig, path: str) -> float:
     if data.sampling_branch not in tree:
         raise InputError(
             f"{path}: no branch '{data.sampling_branch}' gives the sampling rate; "
-            "set data.sampling_ghz"
+            "set data.sampling_ghz (inspect: --sampling-ghz)"
         )
     values = tree[data.sampling_branch].array(library="np", entry_stop=1000)
     if values.size == 0 or not np.all(values == values[0]) or values[0] <= 0:
         raise InputError(
             f"{path}: branch '{data.sampling_branch}' does not hold one positive sampling rate; "
-            "set data.sampling_ghz"
+            "set data.sampling_ghz (inspect: --sampling-ghz)"
         )
     return float(values[0])
 

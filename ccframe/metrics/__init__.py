@@ -1,0 +1,1 @@
+"""Metrics: peak finding against truth, cluster-count bias and resolution."""

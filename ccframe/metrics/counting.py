@@ -1,0 +1,97 @@
+"""How well a reconstructed count follows the true number of clusters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def core_sigma(values: np.ndarray, clip: float = 2.0, iterations: int = 10) -> float:
+    """Gaussian-core width: the standard deviation after iterative clipping at `clip` sigma,
+    corrected for the clipping (a Gaussian clipped at 2 sigma keeps 0.774 of its variance)."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size < 2:
+        return float("nan")
+    centre, width = float(np.median(v)), float(np.std(v))
+    for _ in range(iterations):
+        if width == 0:
+            return 0.0
+        kept = v[np.abs(v - centre) < clip * width]
+        if kept.size < 2:
+            break
+        new_centre, new_width = float(kept.mean()), float(kept.std()) / _clip_factor(clip)
+        if np.isclose(new_width, width) and np.isclose(new_centre, centre):
+            break
+        centre, width = new_centre, new_width
+    return width
+
+
+def _clip_factor(clip: float) -> float:
+    """Standard deviation of a unit Gaussian truncated at +-clip."""
+    from math import erf, exp, pi, sqrt
+
+    inside = erf(clip / sqrt(2.0))
+    return sqrt(1.0 - 2.0 * clip * exp(-clip * clip / 2.0) / (sqrt(2.0 * pi) * inside))
+
+
+def count_metrics(n_pred: np.ndarray, n_true: np.ndarray) -> dict[str, Any]:
+    """Bias and relative resolution of predicted vs true counts (waveforms with n_true > 0)."""
+    pred = np.asarray(n_pred, dtype=np.float64)
+    true = np.asarray(n_true, dtype=np.float64)
+    ok = true > 0
+    pred, true = pred[ok], true[ok]
+    if true.size == 0:
+        return {"waveforms": 0}
+    diff = pred - true
+    rel = diff / true
+    return {
+        "waveforms": int(true.size),
+        "mean_true": float(true.mean()),
+        "mean_pred": float(pred.mean()),
+        "bias": float(diff.mean()),
+        "relative_bias": float(pred.sum() / true.sum() - 1.0),
+        "mae": float(np.abs(diff).mean()),
+        "mse": float((diff**2).mean()),
+        "relative_resolution_rms": float(rel.std()),
+        "relative_resolution_core": core_sigma(rel),
+    }
+
+
+def versus(
+    values: np.ndarray, edges: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray
+) -> list[dict[str, Any]]:
+    """`count_metrics` in bins of `values` (e.g. momentum), one dict per non-empty bin."""
+    values = np.asarray(values)
+    out = []
+    index = np.digitize(values, edges) - 1
+    for b in range(len(edges) - 1):
+        sel = index == b
+        if not sel.any():
+            continue
+        row = {"low": float(edges[b]), "high": float(edges[b + 1])}
+        row.update(count_metrics(np.asarray(n_pred)[sel], np.asarray(n_true)[sel]))
+        out.append(row)
+    return out
+
+
+def momentum_edges(momentum: np.ndarray, n_bins: int = 8) -> np.ndarray:
+    """Log-spaced bin edges covering the momenta (a single bin if they are all equal)."""
+    lo, hi = float(np.min(momentum)), float(np.max(momentum))
+    if hi <= lo * (1 + 1e-9):
+        return np.array([lo * 0.999, hi * 1.001])
+    return np.geomspace(lo, hi * (1 + 1e-9), n_bins + 1)
+
+
+def peak_finding_metrics(
+    n_peaks: int, n_matched: int, n_electrons: int, n_primaries: int, n_primaries_found: int
+) -> dict[str, float]:
+    """Efficiency (found electrons / true electrons) and purity (matched peaks / peaks)."""
+    return {
+        "peaks": n_peaks,
+        "electrons": n_electrons,
+        "efficiency": n_matched / n_electrons if n_electrons else float("nan"),
+        "primary_efficiency": n_primaries_found / n_primaries if n_primaries else float("nan"),
+        "purity": n_matched / n_peaks if n_peaks else float("nan"),
+    }
