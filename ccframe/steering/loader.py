@@ -83,6 +83,11 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
             continue
         child = node.get(part)
         if child is None:
+            if parts[depth + 1].isdigit():
+                raise SteeringError(
+                    f"--set {key}: {where} is not in the file, so it has no items to index; "
+                    f"set the whole list: --set {where}=[...]"
+                )
             child = node[part] = {}
         if not isinstance(child, dict | list):
             raise SteeringError(f"--set {key}: {where} is a value, not a section")
