@@ -154,8 +154,8 @@ class Simulator:
         charge = rng.gamma(1.0 + theta, cfg.gain.mean / (1.0 + theta), t_el.size)
 
         # Order clusters in time by their primary electron; primary = first electron.
-        cl_first = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
-        cl_time = t_el[cl_first] if n_cl_total else np.zeros(0)
+        cl_first = (np.cumsum(size, dtype=np.int64) - size).astype(np.int64)
+        cl_time = t_el[cl_first]
         order = np.lexsort((cl_time, cl_event))
         rank = np.empty_like(order)
         rank[order] = np.arange(order.size)
