@@ -161,17 +161,18 @@ def inspect(
     from ccframe.io.config import DataConfig
     from ccframe.io.inspect import inspect_file
 
-    data = DataConfig(
-        files=[file],
-        tree=tree,
-        waveform_branch=branch,
-        max_events=max_events,
-        sampling_ghz=sampling_ghz,
-        polarity=polarity,
-        scale=scale,
-        offset_mv=offset_mv,
-        baseline_window_ns=baseline_window_ns,
-        truth="auto",
+    data = DataConfig.model_validate(
+        {
+            "files": [file],
+            "tree": tree,
+            "waveform_branch": branch,
+            "max_events": max_events,
+            "sampling_ghz": sampling_ghz,
+            "polarity": polarity,
+            "scale": scale,
+            "offset_mv": offset_mv,
+            "baseline_window_ns": baseline_window_ns,
+        }
     )
     click.echo(inspect_file(file, data))
 

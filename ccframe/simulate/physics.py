@@ -5,6 +5,8 @@ Numbers and formulas follow shared/physics.md; the functions take the typed conf
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
@@ -21,7 +23,7 @@ def beta_gamma(momentum_gev: np.ndarray | float, particle: str) -> np.ndarray:
 
 def cluster_density(
     bg: np.ndarray | float,
-    fit: tuple[float, ...] = (0.628333, 15.43253, 3.4623e-6, 2.02641, 2.64968),
+    fit: Sequence[float] = (0.628333, 15.43253, 3.4623e-6, 2.02641, 2.64968),
 ) -> np.ndarray:
     """Primary clusters per cm in He/iC4H10 90/10 versus beta*gamma (Delphes TrkUtil fit).
 

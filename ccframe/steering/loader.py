@@ -128,7 +128,7 @@ def validate(
         raise SteeringError("; ".join(dict.fromkeys(messages[:3])) + more) from None
 
 
-def _describe(err: dict, raw: Any, source: str, lines: dict, set_keys: list[str]) -> str:
+def _describe(err: Any, raw: Any, source: str, lines: dict, set_keys: list[str]) -> str:
     path = _data_path(err["loc"], raw)
     dotted = ".".join(path)
     where = source
