@@ -11,6 +11,7 @@ from ccframe.io.atomic import write_json
 from ccframe.io.describe import describe, format_description
 from ccframe.io.reader import expand_files, iter_batches
 from ccframe.pipeline.rundir import RunDir
+from ccframe.reco.stage import run_traditional, run_tune
 from ccframe.simulate.stage import simulate_to_root
 from ccframe.steering.schema import Steering
 
@@ -20,7 +21,9 @@ Log = Callable[[str], None]
 def stages(steering: Steering) -> list[str]:
     """Names of the stages this steering file runs, in order."""
     names = ["simulate"] if steering.simulate is not None else []
-    return [*names, "read"]
+    names.append("read")
+    names += [n for n in ("tune", "traditional") if getattr(steering, n) is not None]
+    return names
 
 
 def run(steering: Steering, argv: list[str], force: bool = False, log: Log = print) -> Path:
@@ -52,6 +55,14 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
         results["read"] = summary
         log("read:\n" + format_description(summary))
         write_json(run_dir.path / "summary.json", results)
+        tuned = None
+        if steering.tune is not None:
+            tuned = run_tune(steering.tune, data, files, run_dir.path, log)
+        if steering.traditional is not None:
+            metrics = {"traditional": run_traditional(
+                steering.traditional, data, files, run_dir.path, tuned, log
+            )}  # fmt: skip
+            write_json(run_dir.path / "metrics.json", metrics)
     except BaseException as exc:
         run_dir.finish("failed", error=str(exc) or type(exc).__name__)
         raise

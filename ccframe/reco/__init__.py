@@ -1,0 +1,1 @@
+"""Reconstruction: traditional peak finding + clusterization, and its threshold tuning."""

@@ -1,0 +1,53 @@
+"""Steering sections `traditional:` and `tune:`."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveInt, field_validator
+
+from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig, MatchConfig
+from ccframe.steering.base import Section
+
+Algorithm = Literal["deriv", "d2"]
+
+
+class TraditionalConfig(Section):
+    """DERIV or D2 peak finding followed by clusterization, evaluated against truth.
+
+    `thresholds`: a `tuned.yaml` written by the tune stage; its values replace the
+    algorithm's thresholds and c. Without it, a tune stage in the same run supplies them."""
+
+    algorithm: Algorithm = "deriv"
+    deriv: DerivConfig = DerivConfig()
+    d2: D2Config = D2Config()
+    clusterize: ClusterizeConfig = ClusterizeConfig()
+    match: MatchConfig = MatchConfig()
+    thresholds: str | None = None
+    output: str = "traditional.root"
+    momentum_bins: PositiveInt = 8
+
+
+class TuneConfig(Section):
+    """Grid scan of the traditional algorithm's thresholds and c on a calibration sample:
+    the set with the smallest relative resolution (RMS of (N_reco - N_true)/N_true) among
+    those with |relative bias| <= max_relative_bias wins."""
+
+    algorithm: Algorithm = "deriv"
+    n1: list[float] = Field(default=[2.0, 3.0, 4.0, 5.0], min_length=1)
+    n2: list[float] = Field(default=[0.5, 1.0, 1.5], min_length=1)
+    n3: list[float] = Field(default=[0.0, 0.5], min_length=1)
+    n4: list[float] = Field(default=[0.0, 0.5], min_length=1)
+    t1_rms: list[float] = Field(default=[2.0, 3.0, 4.0, 5.0], min_length=1)
+    t2_rms: list[float] = Field(default=[0.5, 1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
+    c_sqrt_ns: list[float] = Field(default=[0.0, 0.1, 0.15, 0.2, 0.23, 0.26, 0.3], min_length=1)
+    max_relative_bias: float = Field(0.05, gt=0.0)
+    max_events: PositiveInt = 2000
+    output: str = "tuned.yaml"
+
+    @field_validator("n1", "n2", "n3", "n4", "t1_rms", "t2_rms", "c_sqrt_ns")
+    @classmethod
+    def _non_negative(cls, v: list[float]) -> list[float]:
+        if any(x < 0 for x in v):
+            raise ValueError("grid values must be >= 0")
+        return v

@@ -1,0 +1,127 @@
+"""The `tune` and `traditional` stages of `ccframe run`."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ccframe.errors import SteeringError
+from ccframe.io.atomic import write_text
+from ccframe.io.config import DataConfig
+from ccframe.io.reader import iter_batches
+from ccframe.io.rootwrite import write_tree
+from ccframe.reco.config import TraditionalConfig, TuneConfig
+from ccframe.reco.traditional import (
+    Accumulator,
+    config_with_thresholds,
+    has_truth,
+    match_truth,
+    reconstruct,
+    tree_chunk,
+)
+from ccframe.reco.tune import tune
+
+Log = Callable[[str], None]
+
+
+def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log) -> dict:
+    """Scan the grid on the first `cfg.max_events` waveforms; write tuned.yaml and tune.csv."""
+    limited = data.model_copy(update={"max_events": cfg.max_events})
+    batches = list(iter_batches(limited, files))
+    tuned, table = tune(batches, cfg)
+    write_text(run_dir / cfg.output, yaml.safe_dump(tuned, sort_keys=False))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(table[0]))
+    writer.writeheader()
+    writer.writerows(table)
+    write_text(run_dir / "tune.csv", out.getvalue())
+    cal = tuned["calibration"]
+    log(
+        f"tune: {cal['grid_points']} points on {cal['waveforms']} waveforms -> "
+        f"{tuned[tuned['algorithm']]} c={tuned['clusterize']['c_sqrt_ns']}: "
+        f"bias {cal['relative_bias']:+.3f}, resolution {cal['relative_resolution_rms']:.3f} "
+        f"(written to {run_dir / cfg.output})"
+    )
+    return tuned
+
+
+def load_thresholds(path: str) -> dict[str, Any]:
+    try:
+        tuned = yaml.safe_load(Path(path).read_text())
+        assert_keys = {"algorithm", "clusterize"}
+        if not isinstance(tuned, dict) or not assert_keys <= set(tuned):
+            raise ValueError("not a tuned.yaml")
+        return tuned
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise SteeringError(
+            f"traditional.thresholds = {path!r}: cannot use it ({exc}); expected a tuned.yaml "
+            "written by the tune stage"
+        ) from None
+
+
+def run_traditional(
+    cfg: TraditionalConfig,
+    data: DataConfig,
+    files: list[str],
+    run_dir: Path,
+    tuned: dict | None,
+    log: Log,
+) -> dict[str, Any]:
+    """Reconstruct every waveform, write traditional.root, return the metrics."""
+    if cfg.thresholds is not None:
+        cfg = config_with_thresholds(cfg, load_thresholds(cfg.thresholds))
+    elif tuned is not None:
+        cfg = config_with_thresholds(cfg, tuned)
+    acc = Accumulator()
+
+    def chunks() -> Iterator[dict]:
+        for batch in iter_batches(data, files):
+            result = reconstruct(batch, cfg.algorithm, cfg.deriv, cfg.d2, cfg.clusterize)
+            match = match_truth(batch, result.peaks, cfg.match) if has_truth(batch) else None
+            if match is not None:
+                acc.add_matching(match, batch)
+            chunk = tree_chunk(batch, result, match)
+            acc.add(**{k: v for k, v in chunk.items() if k != "peak"})
+            yield chunk
+
+    target = run_dir / cfg.output
+    n = write_tree(target, "traditional", chunks())
+    metrics = acc.metrics(cfg.momentum_bins)
+    metrics["algorithm"] = cfg.algorithm
+    metrics["parameters"] = {
+        cfg.algorithm: (cfg.deriv if cfg.algorithm == "deriv" else cfg.d2).model_dump(),
+        "clusterize": cfg.clusterize.model_dump(),
+    }
+    metrics["waveforms"] = n
+    log(f"traditional: {cfg.algorithm} + clusterization on {n} waveforms -> {target}")
+    log(format_metrics(metrics))
+    return metrics
+
+
+def format_metrics(m: dict[str, Any]) -> str:
+    lines = []
+    pf = m.get("peak_finding")
+    if pf:
+        lines.append(
+            f"  peak finding     efficiency {pf['efficiency']:.3f} (electrons), "
+            f"{pf['primary_efficiency']:.3f} (clusters with a found electron), "
+            f"purity {pf['purity']:.3f}"
+        )
+    c = m.get("count")
+    if c and c.get("waveforms"):
+        lines.append(
+            f"  cluster count    mean {c['mean_pred']:.2f} vs true {c['mean_true']:.2f}: "
+            f"relative bias {c['relative_bias']:+.3f}, resolution {c['relative_resolution_rms']:.3f}"
+            f" (RMS), {c['relative_resolution_core']:.3f} (core)"
+        )
+    for row in m.get("count_vs_momentum", []):
+        lines.append(
+            f"    p {row['low']:7.2f}-{row['high']:7.2f} GeV  n={row['waveforms']:6d}  "
+            f"bias {row['relative_bias']:+.3f}  resolution {row['relative_resolution_rms']:.3f}"
+        )
+    return "\n".join(lines) if lines else "  (no truth: counts written, no metrics)"

@@ -1,0 +1,70 @@
+"""Tune the traditional algorithm's thresholds and c on a calibration sample with truth."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from ccframe.errors import InputError
+from ccframe.io.reader import WaveformBatch
+from ccframe.kernels.clusterize import clusterize
+from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig
+from ccframe.metrics.counting import count_metrics
+from ccframe.reco.config import TuneConfig
+from ccframe.reco.traditional import find_peaks, peak_amplitudes, track_times
+
+
+def peak_sets(cfg: TuneConfig) -> list[tuple[DerivConfig, D2Config]]:
+    """Every peak-finding parameter set of the grid (the other algorithm's stays default)."""
+    if cfg.algorithm == "deriv":
+        grid = itertools.product(cfg.n1, cfg.n2, cfg.n3, cfg.n4)
+        return [(DerivConfig(n1=a, n2=b, n3=c, n4=d), D2Config()) for a, b, c, d in grid]
+    grid2 = itertools.product(cfg.t1_rms, cfg.t2_rms)
+    return [(DerivConfig(), D2Config(t1_rms=a, t2_rms=b)) for a, b in grid2]
+
+
+def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any], list[dict]]:
+    """Scan the grid; return the chosen set (as written to tuned.yaml) and the whole table."""
+    if not batches:
+        raise InputError("tune: the calibration sample is empty")
+    if any(b.truth is None or "n_clusters" not in b.truth.fields for b in batches):
+        raise InputError("tune: the calibration sample needs truth (branch n_clusters)")
+    n_true = np.concatenate([ak.to_numpy(b.truth.n_clusters) for b in batches])
+    table = []
+    for deriv, d2 in peak_sets(cfg):
+        per_batch = []
+        for b in batches:
+            peaks = find_peaks(b, cfg.algorithm, deriv, d2)
+            per_batch.append((track_times(b, peaks), peak_amplitudes(b, peaks)))
+        params = deriv.model_dump() if cfg.algorithm == "deriv" else d2.model_dump()
+        for c in cfg.c_sqrt_ns:
+            cluster_cfg = ClusterizeConfig(c_sqrt_ns=c)
+            counts = np.concatenate([clusterize(t, a, cluster_cfg)[1] for t, a in per_batch])
+            m = count_metrics(counts, n_true)
+            table.append({**params, "c_sqrt_ns": c, **m})
+    allowed = [r for r in table if abs(r["relative_bias"]) <= cfg.max_relative_bias]
+    if not allowed:
+        closest = min(table, key=lambda r: abs(r["relative_bias"]))
+        raise InputError(
+            f"tune: no grid point has |relative bias| <= {cfg.max_relative_bias} "
+            f"(closest {closest['relative_bias']:+.3f}); widen the grid or tune.max_relative_bias"
+        )
+    best = min(allowed, key=lambda r: r["relative_resolution_rms"])
+    names = list(DerivConfig.model_fields if cfg.algorithm == "deriv" else D2Config.model_fields)
+    tuned = {
+        "algorithm": cfg.algorithm,
+        cfg.algorithm: {k: best[k] for k in names},
+        "clusterize": {"c_sqrt_ns": best["c_sqrt_ns"]},
+        "calibration": {
+            "waveforms": int(n_true.size),
+            "files": sorted({b.file for b in batches}),
+            "grid_points": len(table),
+            "relative_bias": best["relative_bias"],
+            "relative_resolution_rms": best["relative_resolution_rms"],
+            "relative_resolution_core": best["relative_resolution_core"],
+        },
+    }
+    return tuned, table
