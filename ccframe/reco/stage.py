@@ -53,8 +53,7 @@ def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path,
 def load_thresholds(path: str) -> dict[str, Any]:
     try:
         tuned = yaml.safe_load(Path(path).read_text())
-        assert_keys = {"algorithm", "clusterize"}
-        if not isinstance(tuned, dict) or not assert_keys <= set(tuned):
+        if not isinstance(tuned, dict) or not {"algorithm", "clusterize"} <= set(tuned):
             raise ValueError("not a tuned.yaml")
         return tuned
     except (OSError, ValueError, yaml.YAMLError) as exc:
@@ -116,12 +115,13 @@ def format_metrics(m: dict[str, Any]) -> str:
     if c and c.get("waveforms"):
         lines.append(
             f"  cluster count    mean {c['mean_pred']:.2f} vs true {c['mean_true']:.2f}: "
-            f"relative bias {c['relative_bias']:+.3f}, resolution {c['relative_resolution_rms']:.3f}"
-            f" (RMS), {c['relative_resolution_core']:.3f} (core)"
+            f"relative bias {c['relative_bias']:+.3f}, "
+            f"resolution {c['relative_resolution_rms']:.3f} (RMS), "
+            f"{c['relative_resolution_core']:.3f} (core)"
         )
-    for row in m.get("count_vs_momentum", []):
-        lines.append(
-            f"    p {row['low']:7.2f}-{row['high']:7.2f} GeV  n={row['waveforms']:6d}  "
-            f"bias {row['relative_bias']:+.3f}  resolution {row['relative_resolution_rms']:.3f}"
-        )
+    lines.extend(
+        f"    p {row['low']:7.2f}-{row['high']:7.2f} GeV  n={row['waveforms']:6d}  "
+        f"bias {row['relative_bias']:+.3f}  resolution {row['relative_resolution_rms']:.3f}"
+        for row in m.get("count_vs_momentum", [])
+    )
     return "\n".join(lines) if lines else "  (no truth: counts written, no metrics)"

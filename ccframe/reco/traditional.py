@@ -64,6 +64,8 @@ def reconstruct(
 
 def match_truth(batch: WaveformBatch, peaks: ak.Array, cfg: MatchConfig) -> Match:
     truth = batch.truth
+    if truth is None:
+        raise ValueError("matching needs truth")
     expected = expected_samples(truth, batch.sampling_ghz, cfg)
     return match_peaks(peaks, expected, truth.electron_primary, cfg)
 
@@ -82,6 +84,7 @@ class Accumulator:
 
     def add_matching(self, match: Match, batch: WaveformBatch) -> None:
         truth = batch.truth
+        assert truth is not None  # matching needs truth
         self.peaks += int(ak.sum(ak.num(match.peak_label)))
         self.matched += int(ak.sum(match.peak_label > 0))
         self.electrons += int(ak.sum(ak.num(match.electron_found)))

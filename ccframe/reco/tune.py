@@ -32,7 +32,9 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
         raise InputError("tune: the calibration sample is empty")
     if any(b.truth is None or "n_clusters" not in b.truth.fields for b in batches):
         raise InputError("tune: the calibration sample needs truth (branch n_clusters)")
-    n_true = np.concatenate([ak.to_numpy(b.truth.n_clusters) for b in batches])
+    n_true = np.concatenate(
+        [ak.to_numpy(b.truth.n_clusters) for b in batches if b.truth is not None]
+    )
     table = []
     for deriv, d2 in peak_sets(cfg):
         per_batch = []
