@@ -30,8 +30,9 @@ class TraditionalConfig(Section):
 
 class TuneConfig(Section):
     """Grid scan of the traditional algorithm's thresholds and c on a calibration sample:
-    the set with the smallest relative resolution (RMS of (N_reco - N_true)/N_true) among
-    those with |relative bias| <= max_relative_bias wins."""
+    the set with the smallest relative resolution of (N_reco - N_true)/N_true (`objective`:
+    Gaussian-core sigma, or RMS, which waveforms with very few clusters dominate) among those
+    with |relative bias| <= max_relative_bias wins."""
 
     algorithm: Algorithm = "deriv"
     n1: list[float] = Field(default=[2.0, 3.0, 4.0, 5.0], min_length=1)
@@ -41,6 +42,9 @@ class TuneConfig(Section):
     t1_rms: list[float] = Field(default=[2.0, 3.0, 4.0, 5.0], min_length=1)
     t2_rms: list[float] = Field(default=[0.5, 1.0, 1.5, 2.0, 3.0, 4.0], min_length=1)
     c_sqrt_ns: list[float] = Field(default=[0.0, 0.1, 0.15, 0.2, 0.23, 0.26, 0.3], min_length=1)
+    objective: Literal["relative_resolution_core", "relative_resolution_rms"] = (
+        "relative_resolution_core"
+    )
     max_relative_bias: float = Field(0.05, gt=0.0)
     max_events: PositiveInt = 2000
     output: str = "tuned.yaml"

@@ -44,8 +44,8 @@ def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path,
     log(
         f"tune: {cal['grid_points']} points on {cal['waveforms']} waveforms -> "
         f"{tuned[tuned['algorithm']]} c={tuned['clusterize']['c_sqrt_ns']}: "
-        f"bias {cal['relative_bias']:+.3f}, resolution {cal['relative_resolution_rms']:.3f} "
-        f"(written to {run_dir / cfg.output})"
+        f"bias {cal['relative_bias']:+.3f}, resolution {cal['relative_resolution_core']:.3f} "
+        f"(core), {cal['relative_resolution_rms']:.3f} (RMS) (written to {run_dir / cfg.output})"
     )
     return tuned
 

@@ -54,7 +54,7 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
             f"tune: no grid point has |relative bias| <= {cfg.max_relative_bias} "
             f"(closest {closest['relative_bias']:+.3f}); widen the grid or tune.max_relative_bias"
         )
-    best = min(allowed, key=lambda r: r["relative_resolution_rms"])
+    best = min(allowed, key=lambda r: r[cfg.objective])
     names = list(DerivConfig.model_fields if cfg.algorithm == "deriv" else D2Config.model_fields)
     tuned = {
         "algorithm": cfg.algorithm,
@@ -64,6 +64,7 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
             "waveforms": int(n_true.size),
             "files": sorted({b.file for b in batches}),
             "grid_points": len(table),
+            "objective": cfg.objective,
             "relative_bias": best["relative_bias"],
             "relative_resolution_rms": best["relative_resolution_rms"],
             "relative_resolution_core": best["relative_resolution_core"],
