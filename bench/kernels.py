@@ -9,28 +9,26 @@ Numba compile time with a cold cache and load time with a warm one (fresh proces
 
 from __future__ import annotations
 
+from timing import best_rate  # first: pins every library to one thread
+
+# isort: split
+
+import argparse
 import os
+import subprocess
+import sys
+import tempfile
 
-for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = "1"
+import awkward as ak
+import numpy as np
+from numba import njit
+from scipy.signal import find_peaks
 
-import argparse  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-
-import awkward as ak  # noqa: E402
-import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
-from scipy.signal import find_peaks  # noqa: E402
-
-from ccframe.kernels import peaks, timelist, windows  # noqa: E402
-from ccframe.kernels.baseline import baseline_rms  # noqa: E402
-from ccframe.kernels.config import CandidateConfig, DerivConfig  # noqa: E402
-from ccframe.simulate.config import SimulateConfig  # noqa: E402
-from ccframe.simulate.generator import Simulator  # noqa: E402
+from ccframe.kernels import peaks, timelist, windows
+from ccframe.kernels.baseline import baseline_rms
+from ccframe.kernels.config import CandidateConfig, DerivConfig
+from ccframe.simulate.config import SimulateConfig
+from ccframe.simulate.generator import Simulator
 
 
 @njit(cache=True, fastmath=True, nogil=True)
@@ -40,15 +38,6 @@ def _row_sums(waves, out):
         for k in range(waves.shape[1]):
             s += waves[i, k]
         out[i] = s
-
-
-def rate(n: int, work: Callable[[], object], repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
 
 
 def numpy_candidates(w, base, rms, min_amp, chunk=256):
@@ -147,10 +136,10 @@ def main() -> None:
     tbins = timelist.time_bin(ak.to_numpy(ak.flatten(times)), 2000.0, 1024)
     tl_out = np.empty((n, 1024, 1), dtype=np.float32)
     results = [
-        ("bandwidth: Numba row sum", rate(n, lambda: _row_sums(w, sums))),
+        ("bandwidth: Numba row sum", best_rate(n, lambda: _row_sums(w, sums))),
         (
             "candidate scan: Numba kernel",
-            rate(
+            best_rate(
                 n,
                 lambda: peaks._candidates(
                     w, base, rms, cand_cfg.min_amplitude_rms, 0.0, cap, counts
@@ -159,35 +148,37 @@ def main() -> None:
         ),
         (
             "candidate scan: wrapper (awkward output)",
-            rate(n, lambda: peaks.find_candidates(w, base, rms, cand_cfg)),
+            best_rate(n, lambda: peaks.find_candidates(w, base, rms, cand_cfg)),
         ),
         (
             "candidate scan: NumPy vectorised",
-            rate(n, lambda: numpy_candidates(w, base, rms, cand_cfg.min_amplitude_rms)),
+            best_rate(n, lambda: numpy_candidates(w, base, rms, cand_cfg.min_amplitude_rms)),
         ),
         (
             "candidate scan: scipy find_peaks per waveform",
-            rate(
+            best_rate(
                 n // 10,
                 lambda: [find_peaks(w[i] - base[i], height=3 * rms[i]) for i in range(n // 10)],
             ),
         ),
         (
             "DERIV: Numba kernel",
-            rate(n, lambda: peaks._deriv(w, base, rms, dt, 3.0, 1.0, 0.5, 0.5, cap, counts)),
+            best_rate(n, lambda: peaks._deriv(w, base, rms, dt, 3.0, 1.0, 0.5, 0.5, cap, counts)),
         ),
         (
             "DERIV: NumPy vectorised (no merging)",
-            rate(n, lambda: numpy_deriv_conditions(w, base, rms, dt, deriv_cfg)),
+            best_rate(n, lambda: numpy_deriv_conditions(w, base, rms, dt, deriv_cfg)),
         ),
         (
             "windows 15: Numba",
-            rate(n, lambda: windows.slice_windows(w, base, rms, found, windows.WindowConfig())),
+            best_rate(
+                n, lambda: windows.slice_windows(w, base, rms, found, windows.WindowConfig())
+            ),
         ),
-        ("windows 15: NumPy fancy indexing", rate(n, numpy_windows)),
+        ("windows 15: NumPy fancy indexing", best_rate(n, numpy_windows)),
         (
             "time list 1024: Numba into a reused buffer",
-            rate(
+            best_rate(
                 n,
                 lambda: timelist.encode_time_list(
                     times, 2000.0, timelist.TimeListConfig(), out=tl_out
@@ -196,7 +187,7 @@ def main() -> None:
         ),
         (
             "time list 1024: np.bincount(row*1024+bin)",
-            rate(n, lambda: np.bincount(row * 1024 + tbins, minlength=n * 1024)),
+            best_rate(n, lambda: np.bincount(row * 1024 + tbins, minlength=n * 1024)),
         ),
     ]
     r = dict(results)

@@ -10,33 +10,21 @@ Target (issue 2): >= 10,000 waveforms/s generated per core.
 
 from __future__ import annotations
 
-import os
+from timing import best_rate  # first: pins every library to one thread
 
-for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = "1"
+# isort: split
 
-import argparse  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import tempfile
+from pathlib import Path
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ccframe.simulate.config import SimulateConfig  # noqa: E402
-from ccframe.simulate.generator import Simulator  # noqa: E402
-from ccframe.simulate.stage import simulate_to_root  # noqa: E402
+from ccframe.simulate.config import SimulateConfig
+from ccframe.simulate.generator import Simulator
+from ccframe.simulate.stage import simulate_to_root
 
 TARGET = 10_000
-
-
-def best_rate(n: int, work: Callable[[], object], repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - t0)
-    return n / best
 
 
 def main() -> None:

@@ -7,20 +7,12 @@ from dataclasses import dataclass, fields
 import awkward as ak
 import numpy as np
 
-EVENT_FIELDS = (
-    "event_id",
-    "pdg",
-    "momentum_gev",
-    "beta_gamma",
-    "impact_cm",
-    "chord_cm",
-    "n_clusters",
-    "n_electrons",
-    "sampling_ghz",
-    "pretrigger_ns",
-)
-CLUSTER_FIELDS = ("time_ns", "size", "position_cm", "radius_cm")
-ELECTRON_FIELDS = ("time_ns", "cluster", "primary", "charge")
+from ccframe.io.config import TRUTH_CLUSTER, TRUTH_ELECTRON, TRUTH_EVENT
+
+# The simulated tree's branches are the reader's truth names (one definition, in io.config).
+EVENT_FIELDS = (*TRUTH_EVENT, "sampling_ghz")
+CLUSTER_FIELDS = tuple(name.removeprefix("cluster_") for name in TRUTH_CLUSTER)
+ELECTRON_FIELDS = tuple(name.removeprefix("electron_") for name in TRUTH_ELECTRON)
 
 
 @dataclass
