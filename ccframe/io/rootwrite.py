@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import uproot
@@ -59,7 +58,3 @@ def _types(chunk: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(value, ak.Array) and value.ndim > 1:
             types[name] = (value.dtype, value.shape[1:])
     return types
-
-
-def existing(path: str | os.PathLike[str]) -> bool:
-    return Path(path).exists()
