@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
 
-# Numba's on-disk cache must not land in the source tree; set before numba is imported.
+# Caches must not land in the source tree (subprocesses started by the tests inherit these).
+# Numba's: set before numba is imported. Hypothesis's: with database=None it still writes
+# .hypothesis/constants/ (a cache of literals from the code under test) in the working folder.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "ccframe-numba-cache"))
+os.environ.setdefault(
+    "HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "ccframe-hypothesis")
+)
 
 import pytest
 from hypothesis import settings
 
+# No example database (failing examples are not replayed across runs), no deadline (the first
+# call of a kernel compiles it).
 settings.register_profile("ccframe", database=None, deadline=None)
 settings.load_profile("ccframe")
 
@@ -21,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def sim_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small simulated ROOT file (200 default pions, seed 7)."""
+    """A small simulated ROOT file (200 default pions, seed 7, tree 'sim')."""
     from ccframe.simulate.config import SimulateConfig
     from ccframe.simulate.stage import simulate_to_root
 
@@ -43,7 +51,8 @@ simulate:
 
 @pytest.fixture
 def steering_file(tmp_path: Path) -> Path:
-    """A minimal valid steering file whose run folder lies in tmp_path."""
+    """A minimal valid steering file whose run folder is tmp_path/run."""
     path = tmp_path / "tiny.yaml"
-    path.write_text(MINIMAL_STEERING.format(output=tmp_path / "run"))
+    # A JSON string is a valid YAML scalar, whatever characters the tmp path holds.
+    path.write_text(MINIMAL_STEERING.format(output=json.dumps(str(tmp_path / "run"))))
     return path

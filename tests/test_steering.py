@@ -6,15 +6,21 @@ import pytest
 from conftest import REPO
 
 from ccframe.errors import SteeringError
-from ccframe.steering.loader import dump_steering, load_steering, parse_yaml, validate
+from ccframe.steering.loader import dump_steering, load_steering
+from ccframe.steering.schema import SCHEMA_VERSION, Steering
 
 SHIPPED = sorted((REPO / "steering").glob("*.yaml"))
+
+
+def test_quickstart_is_shipped():
+    assert REPO / "steering" / "quickstart.yaml" in SHIPPED
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
 def test_shipped_steering_files_validate(path):
     steering = load_steering(path)
-    assert steering.schema_version == 1
+    assert steering.schema_version == SCHEMA_VERSION
+    assert steering.name == path.stem  # the run folder is named after the file
 
 
 def write(tmp_path, text):
@@ -23,7 +29,7 @@ def write(tmp_path, text):
     return path
 
 
-BASE = "schema_version: 1\nname: t\nsimulate:\n  n_waveforms: 10\n"
+BASE = "schema_version: 1\nname: t\nsimulate:\n  n_waveforms: 10\n"  # lines 1-4
 
 
 def error_of(tmp_path, text, overrides=()):
@@ -36,51 +42,88 @@ def error_of(tmp_path, text, overrides=()):
 
 def test_unknown_key_names_line_and_closest(tmp_path):
     message = error_of(tmp_path, BASE + "  noize:\n    rms_mv: 2\n")
-    assert "s.yaml:5" in message
-    assert "unknown key 'simulate.noize'" in message
-    assert "'noise'" in message
+    assert message.startswith(f"{tmp_path / 's.yaml'}:5: unknown key 'simulate.noize'")
+    assert "(did you mean 'noise'" in message  # the closest first
 
 
-def test_unknown_top_level_key_lists_valid_keys(tmp_path):
+def test_unknown_nested_key_names_its_line(tmp_path):
+    text = BASE + "  pulse:\n    rise_ns: 1.0\n    fal_ns: 4.0\n"
+    message = error_of(tmp_path, text)
+    assert "s.yaml:7: unknown key 'simulate.pulse.fal_ns'" in message
+    assert "'fall_ns'" in message
+
+
+def test_unknown_key_without_close_match_lists_valid_keys(tmp_path):
     message = error_of(tmp_path, BASE + "zzz: 1\n")
-    assert "unknown key 'zzz'" in message and "simulate" in message
+    assert "s.yaml:5: unknown key 'zzz'" in message
+    assert "valid keys here: schema_version, name, seed, output, data, simulate" in message
 
 
 def test_wrong_type(tmp_path):
     message = error_of(tmp_path, BASE + "  chunk_size: lots\n")
-    assert "simulate.chunk_size = 'lots'" in message and "integer" in message
+    assert "s.yaml:5: simulate.chunk_size = 'lots'" in message and "valid integer" in message
+
+
+def test_no_silent_coercion(tmp_path):
+    message = error_of(tmp_path, BASE + "  n_waveforms: '10'\n")  # a string, not a number
+    assert "simulate.n_waveforms" in message and "valid integer" in message
 
 
 @pytest.mark.parametrize(
-    ("line", "key"),
-    [("  n_waveforms: -5\n", "simulate.n_waveforms"), ("  noise: {rms_mv: -1}\n", "rms_mv")],
+    ("line", "expected"),
+    [
+        (
+            "  n_waveforms: -5\n",
+            "s.yaml:4: simulate.n_waveforms = -5: Input should be greater than 0",
+        ),
+        (
+            "  noise: {rms_mv: -1}\n",
+            "s.yaml:4: simulate.noise.rms_mv = -1: Input should be greater than or equal to 0",
+        ),
+    ],
 )
-def test_out_of_range(tmp_path, line, key):
-    text = "schema_version: 1\nname: t\nsimulate:\n" + line
-    message = error_of(tmp_path, text)
-    assert key in message and "greater than" in message
+def test_out_of_range(tmp_path, line, expected):
+    message = error_of(tmp_path, "schema_version: 1\nname: t\nsimulate:\n" + line)
+    assert expected in message
 
 
 def test_momentum_below_fit_validity(tmp_path):
-    message = error_of(tmp_path, BASE + "  momentum: {min_gev: 0.05}\n")
-    assert "beta*gamma" in message and "min_gev >=" in message
+    text = BASE + "  particle: pi\n  momentum: {distribution: fixed, min_gev: 0.05}\n"
+    message = error_of(tmp_path, text)
+    assert "min_gev 0.05" in message and "for pi" in message and "beta*gamma" in message
+    assert "use min_gev >= 0.06978" in message  # 0.5 * m_pi
+    load_steering(write(tmp_path, text.replace("0.05", "0.07")))  # just above: valid
 
 
-def test_yaml_syntax_error_names_line(tmp_path):
-    message = error_of(tmp_path, BASE + "  particle: [pi\n")
-    assert "s.yaml:" in message and "YAML syntax error" in message
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    message = error_of(tmp_path, BASE + "   particle: pi\nseed: 3\n")
+    assert message.startswith(f"{tmp_path / 's.yaml'}:5: YAML syntax error")
+
+
+def test_unclosed_bracket_names_where_it_was_noticed(tmp_path):
+    # YAML notices an unclosed flow list where the next token breaks it (line 6), not line 5.
+    message = error_of(tmp_path, BASE + "  particle: [pi\nseed: 3\n")
+    assert "s.yaml:6: YAML syntax error" in message and "']'" in message
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("", "empty"), ("- a\n- b\n", "mapping"), ("schema_version: 2\nname: t\n", "schema_version")],
+    [
+        ("", "s.yaml: steering file is empty"),
+        ("# only a comment\n", "s.yaml: steering file is empty"),
+        ("- a\n- b\n", "s.yaml: expected a mapping of steering keys, got list"),
+        ("just words\n", "s.yaml: expected a mapping of steering keys, got str"),
+        ("schema_version: 2\nname: t\nsimulate: {}\n", "s.yaml:1: schema_version = 2"),
+        ("name: t\nsimulate: {}\n", "missing required key 'schema_version'"),
+        ("schema_version: 1\nname: a b\nsimulate: {}\n", "s.yaml:2: name = 'a b'"),
+    ],
 )
 def test_malformed_files(tmp_path, text, expected):
     assert expected in error_of(tmp_path, text)
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(SteeringError, match="not found"):
+    with pytest.raises(SteeringError, match=r"none\.yaml: steering file not found"):
         load_steering(tmp_path / "none.yaml")
 
 
@@ -89,44 +132,92 @@ def test_nothing_to_read(tmp_path):
 
 
 def test_set_overrides(tmp_path):
-    path = write(tmp_path, BASE)
+    path = write(tmp_path, BASE + "  particle: [pi, K]\n")
     steering = load_steering(
         path,
         [
-            "simulate.n_waveforms=77",
-            "simulate.noise.rms_mv=2.5",
-            "simulate.particle=[pi, K]",
-            "data.files=[a.root]",
-            "simulate.particle.1=p",
+            "simulate.n_waveforms=77",  # a value in the file
+            "simulate.noise.rms_mv=2.5",  # a nested section not in the file
+            "data.files=[a.root, b.root]",  # a top-level section not in the file
+            "simulate.particle.1=p",  # a list item
+            "name=renamed",
+            "data.truth=none",
         ],
     )
     assert steering.simulate.n_waveforms == 77
     assert steering.simulate.noise.rms_mv == 2.5
+    assert steering.simulate.noise.spectrum == "coloured"  # the rest of the section: defaults
+    assert steering.data.files == ["a.root", "b.root"]
     assert steering.simulate.particles == ["pi", "p"]
-    assert steering.data.files == ["a.root"]
+    assert steering.name == "renamed" and steering.output_dir == "runs/renamed"
+    assert steering.data.truth == "none"
+
+
+def test_later_override_wins_and_file_is_untouched(tmp_path):
+    path = write(tmp_path, BASE)
+    steering = load_steering(path, ["seed=1", "seed=2"])
+    assert steering.seed == 2
+    assert path.read_text() == BASE
+
+
+def test_override_enables_a_stage(tmp_path):
+    path = write(tmp_path, "schema_version: 1\nname: t\n")
+    steering = load_steering(path, ["simulate.n_waveforms=5"])
+    assert steering.simulate is not None and steering.simulate.n_waveforms == 5
 
 
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("foo", "expected dotted.key=value"),
-        ("simulate.n_waveforms.x=1", "is a value"),
-        ("simulate.drift.time_ns.0=1", "set the whole list"),
-        ("simulate.particle=[pi]", None),
+        ("foo", "--set 'foo': expected dotted.key=value"),
+        ("=3", "expected dotted.key=value"),
+        (
+            "simulate.n_waveforms.x=1",
+            "--set simulate.n_waveforms.x: simulate.n_waveforms is a value",
+        ),
+        ("simulate.drift.time_ns.0=1", "set the whole list: --set simulate.drift.time_ns=[...]"),
+        ("simulate.particle.5=K", "--set simulate.particle.5: expected a list index below 2"),
+        ("simulate.particle.x=K", "expected a list index below 2"),
         ("simulate.n_wavefroms=5", "--set simulate.n_wavefroms: unknown key"),
+        ("simulate.n_waveforms=-1", "--set simulate.n_waveforms: simulate.n_waveforms = -1"),
+        ("simulate.particle=pion", "--set simulate.particle: simulate.particle = 'pion'"),
     ],
 )
 def test_bad_overrides(tmp_path, override, expected):
-    if expected is None:  # a list to index into, then an index past its end
-        text = BASE + "  particle: [pi, K]\n"
-        assert "list index below 2" in error_of(tmp_path, text, ["simulate.particle.5=K"])
-        return
-    assert expected in error_of(tmp_path, BASE, [override])
+    message = error_of(tmp_path, BASE + "  particle: [pi, K]\n", [override])
+    assert expected in message
 
 
 def test_resolved_dump_round_trips(tmp_path):
-    steering = load_steering(write(tmp_path, BASE), ["simulate.particle=K"])
+    steering = load_steering(write(tmp_path, BASE), ["simulate.particle=[K, p]", "seed=9"])
     text = dump_steering(steering)
-    again, _ = parse_yaml(text, "dump")
-    assert validate(again) == steering
     assert "cluster_size_percent" in text  # every default written out
+    resolved = tmp_path / "resolved.yaml"
+    resolved.write_text(text)
+    again = load_steering(resolved)
+    assert again == steering
+    assert dump_steering(again) == text
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_files_round_trip(tmp_path, path):
+    steering = load_steering(path)
+    resolved = tmp_path / "resolved.yaml"
+    resolved.write_text(dump_steering(steering))
+    assert load_steering(resolved) == steering
+
+
+def test_every_section_rejects_unknown_keys():
+    def sections(model, seen):
+        if model in seen:
+            return
+        seen.add(model)
+        for field in model.model_fields.values():
+            for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                if isinstance(arg, type) and hasattr(arg, "model_fields"):
+                    sections(arg, seen)
+
+    found: set[type] = set()
+    sections(Steering, found)
+    assert len(found) > 5
+    assert all(m.model_config.get("extra") == "forbid" for m in found), found

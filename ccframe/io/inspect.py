@@ -36,7 +36,14 @@ def inspect_file(path: str, data: DataConfig) -> str:
         out.append(f"  tree '{tree['name']}': {tree['entries']} entries")
         width = max((len(n) for n, _ in tree["branches"]), default=0)
         out.extend(f"    {name:<{width}}  {typename}" for name, typename in tree["branches"])
-    chosen = next((t for t in trees if t["name"] == data.tree), None)
+    chosen = next(
+        (
+            t
+            for t in trees
+            if t["name"] == data.tree and data.waveform_branch in dict(t["branches"])
+        ),
+        None,
+    )
     if chosen is None:
         candidates = [t["name"] for t in trees if data.waveform_branch in dict(t["branches"])]
         if not candidates:
