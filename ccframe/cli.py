@@ -18,6 +18,20 @@ def _echo(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _validated(model: Any, values: dict[str, Any]) -> Any:
+    """Validate command-line options into a config section; errors become one line."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        option = "--" + "-".join(str(p) for p in err["loc"]).replace("_", "-")
+        raise click.BadParameter(
+            err["msg"].removeprefix("Value error, "), param_hint=option
+        ) from None
+
+
 def _load(steering: str, overrides: tuple[str, ...]) -> Any:
     from ccframe.steering.loader import load_steering
 
@@ -37,12 +51,13 @@ def cli() -> None:
 @click.argument("steering", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--force", is_flag=True, help="Replace an existing run folder of the same name.")
-def run(steering: str, overrides: tuple[str, ...], force: bool) -> None:
+@click.pass_obj
+def run(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool) -> None:
     """Run the stages that the STEERING file enables."""
     from ccframe.pipeline.run import run as run_pipeline
 
     config = _load(steering, overrides)
-    run_pipeline(config, argv=["ccframe", *sys.argv[1:]], force=force, log=_echo)
+    run_pipeline(config, argv=["ccframe", *argv], force=force, log=_echo)
 
 
 @cli.command()
@@ -161,7 +176,8 @@ def inspect(
     from ccframe.io.config import DataConfig
     from ccframe.io.inspect import inspect_file
 
-    data = DataConfig.model_validate(
+    data = _validated(
+        DataConfig,
         {
             "files": [file],
             "tree": tree,
@@ -172,7 +188,7 @@ def inspect(
             "scale": scale,
             "offset_mv": offset_mv,
             "baseline_window_ns": baseline_window_ns,
-        }
+        },
     )
     click.echo(inspect_file(file, data))
 
@@ -180,7 +196,8 @@ def inspect(
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     try:
-        cli.main(args=args, prog_name="ccframe", standalone_mode=False)
+        argv = sys.argv[1:] if args is None else list(args)
+        cli.main(args=argv, prog_name="ccframe", standalone_mode=False, obj=argv)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -316,3 +316,39 @@ def test_inspect_beam_test_file(capsys):
     baseline = float(re.search(r"baseline\s+(-?[\d.]+) mV", out).group(1))
     amplitude = float(re.search(r"median (-?[\d.]+) mV", out).group(1))
     assert abs(baseline) < 0.5 and 25 < amplitude < 36
+
+
+def test_inspect_rejects_bad_option_value_without_traceback(capsys):
+    code, _, err = cli(capsys, "inspect", SAMPLES / "bad_nan.root", "--scale", "0")
+    assert code == 2
+    assert "--scale" in err and "must not be 0" in err and "Traceback" not in err
+
+
+def test_run_folder_under_a_file_is_one_line(capsys, steering_file, tmp_path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x")
+    code, _, err = cli(capsys, "run", steering_file, "--set", f"output={blocker / 'run'}")
+    assert_one_line_error(code, err)
+    assert "cannot create the run folder" in err
+
+
+def test_run_records_its_own_arguments(capsys, steering_file, tmp_path):
+    code, _, _ = cli(capsys, "run", steering_file, "--set", "simulate.n_waveforms=10")
+    assert code == 0
+    status = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert status["command"] == [
+        "ccframe",
+        "run",
+        str(steering_file),
+        "--set",
+        "simulate.n_waveforms=10",
+    ]
+
+
+def test_simulated_file_records_its_final_name(capsys, tmp_path):
+    path = tmp_path / "named.root"
+    code, _, _ = cli(capsys, "simulate", "-o", path, "-n", "5")
+    assert code == 0
+    assert b"named.root" in path.read_bytes()[:400]
+    assert b".tmp" not in path.read_bytes()[:400]
+    assert [p.name for p in tmp_path.iterdir()] == ["named.root"]  # no temporary left

@@ -159,7 +159,10 @@ BAD = {
         {"files": [str(SAMPLES / "bad_not_root.root")]},
         ["not a readable ROOT file", "first four bytes"],
     ),
-    "truncated": ({"files": [str(SAMPLES / "bad_truncated.root")]}, ["cannot read", "'sim'"]),
+    "truncated": (
+        {"files": [str(SAMPLES / "bad_truncated.root")]},
+        ["truncated ROOT file", "of 97116 bytes"],
+    ),
     "missing tree": (
         {"files": [str(SAMPLES / "bad_nan.root")], "tree": "sym"},
         ["no tree 'sym'", "did you mean 'sim'", "trees here: sim"],
@@ -315,3 +318,29 @@ def test_baseline_rms_constant_and_noncontiguous():
 def test_baseline_rms_rejects_bad_input(shape, n, match):
     with pytest.raises(ValueError, match=match):
         baseline_rms(np.zeros(shape, np.float32), n)
+
+
+def test_length_change_between_chunks_is_refused(tmp_path):
+    import awkward as ak
+    import uproot
+
+    rows = [np.zeros(100, np.float32)] * 4 + [np.zeros(90, np.float32)] * 4
+    path = tmp_path / "drift.root"
+    with uproot.recreate(path) as f:
+        f.mktree("sim", {"waveform": ak.Array(rows).type, "sampling_ghz": np.float64})
+        f["sim"].extend({"waveform": ak.Array(rows), "sampling_ghz": np.full(8, 1.2)})
+    with pytest.raises(InputError, match="entry 4 has 90 samples, earlier entries 100"):
+        read_all(files=[str(path)], chunk_size=4)
+
+
+def test_several_arrays_per_entry_are_refused(tmp_path):
+    import uproot
+
+    path = tmp_path / "multi.root"
+    with uproot.recreate(path) as f:
+        f.mktree("sim", {"waveform": (np.float32, (3, 100)), "sampling_ghz": np.float64})
+        f["sim"].extend(
+            {"waveform": np.zeros((2, 3, 100), np.float32), "sampling_ghz": np.full(2, 1.2)}
+        )
+    with pytest.raises(InputError, match="several arrays per entry"):
+        read_all(files=[str(path)])

@@ -12,28 +12,27 @@ from typing import Any
 
 from ccframe.errors import OutputError
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to `target`; rename it onto `target` only on success."""
+    """Yield a temporary path next to `target`; rename it onto `target` only on success.
+
+    The temporary file sits in a hidden folder beside the target and already has the
+    target's name, so formats that record their own file name (ROOT) record the right one.
+    """
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     except OSError as exc:
         raise OutputError(f"{target}: cannot write here ({exc.strerror or exc})") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = folder / target.name
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, target)
-    except BaseException:
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+        folder.rmdir()
 
 
 def write_text(target: str | os.PathLike[str], text: str) -> None:

@@ -67,6 +67,10 @@ def open_file(path: str) -> tuple[Any, list[str]]:
         file = uproot.open(path)
     except Exception as exc:  # uproot raises several types for corrupt/truncated files
         raise InputError(f"{path}: not a readable ROOT file ({reason(exc)})") from None
+    declared = getattr(getattr(file, "file", None), "fEND", None)
+    size = os.path.getsize(path)
+    if isinstance(declared, int) and declared > size:
+        raise InputError(f"{path}: truncated ROOT file ({size} of {declared} bytes)")
     try:
         classes = file.classnames()
     except Exception as exc:
@@ -120,6 +124,11 @@ def check_waveform_branch(branch: Any, path: str) -> None:
     if dtype is None or dtype.base.kind not in "iuf":
         raise InputError(
             f"{where} has type {branch.typename}; expected an array of numbers per entry"
+        )
+    if len(dtype.shape) > 1:
+        raise InputError(
+            f"{where} has type {branch.typename}, several arrays per entry; expected one "
+            "array of samples per entry (one channel per branch)"
         )
     fixed = dtype.shape != ()
     jagged = type(interp).__name__ == "AsJagged"
@@ -181,14 +190,22 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
     stop = tree.num_entries if limit is None else min(tree.num_entries, limit)
     names = [data.waveform_branch, *truth_map.values()]
     start = 0
+    n_samples = None
     try:
         chunks = tree.iterate(names, step_size=data.chunk_size, entry_stop=stop, library="ak")
         for chunk in chunks:
             n = len(chunk)
             batch = _make_batch(chunk, path, data, sampling, n_base, truth_map, start)
-            start += n
             if batch is not None:
+                if n_samples is not None and batch.n_samples != n_samples:
+                    raise InputError(
+                        f"{path}: branch '{data.waveform_branch}' entry {start} has "
+                        f"{batch.n_samples} samples, earlier entries {n_samples}; waveforms "
+                        "must have equal length"
+                    )
+                n_samples = batch.n_samples
                 yield batch
+            start += n
     except InputError:
         raise
     except Exception as exc:  # truncated baskets, decompression errors, ...

@@ -95,7 +95,12 @@ class RunDir:
                     "--force"
                 )
             shutil.rmtree(self.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"{self.path}: cannot create the run folder ({exc.strerror or exc})"
+            ) from None
         write_text(self.path / "steering.yaml", dump_steering(steering))
         self._started = time.time()
         self._record = {
