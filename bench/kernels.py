@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit
 from scipy.signal import find_peaks
 
-from ccframe.kernels import peaks, timelist, windows
+from ccframe.kernels import candidates, deriv, timelist, windows
 from ccframe.kernels.baseline import baseline_rms
 from ccframe.kernels.config import CandidateConfig, DerivConfig
 from ccframe.simulate.config import SimulateConfig
@@ -41,13 +41,20 @@ def _row_sums(waves, out):
 
 
 def numpy_candidates(w, base, rms, min_amp, chunk=256):
-    """The candidate rule vectorised with NumPy on row chunks: (rows, samples) of peaks."""
+    """The candidate rule vectorised with NumPy on row chunks: local maximum above
+    min_amp * rms with a negative smoothed curvature (A[k-2] - 2 A[k] + A[k+2]) / 4."""
     found = []
     for lo in range(0, len(w), chunk):
-        a = w[lo : lo + chunk] - base[lo : lo + chunk, None]
-        c, left, right = a[:, 1:-1], a[:, :-2], a[:, 2:]
-        ok = (c > left) & (c >= right) & (c > min_amp * rms[lo : lo + chunk, None])
-        ok &= (left + right - 2 * c) <= 0
+        x = w[lo : lo + chunk].astype(np.float64)
+        p = np.pad(x, ((0, 0), (2, 2)), mode="edge")
+        c, left, right = x[:, 1:-1], x[:, :-2], x[:, 2:]
+        curv = (p[:, 1:-5] - 2 * c + p[:, 5:-1]) / 4
+        ok = (
+            (c > left)
+            & (c >= right)
+            & (c - base[lo : lo + chunk, None] > min_amp * rms[lo : lo + chunk, None])
+        )
+        ok &= curv < 0
         r, k = np.nonzero(ok)
         found.append((r + lo, k + 1))
     return found
@@ -80,12 +87,13 @@ def numpy_deriv_conditions(w, base, rms, dt, cfg, chunk=256):
 def cold_and_warm_start() -> tuple[float, float]:
     code = (
         "import time; t=time.perf_counter(); import numpy as np;"
-        "from ccframe.kernels import peaks, windows, timelist, matching, clusterize;"
+        "from ccframe.kernels import candidates, deriv, d2, windows, timelist, matching;"
+        "from ccframe.kernels import clusterize;"
         "from ccframe.kernels.config import *; import awkward as ak;"
         "w=np.zeros((2,100),np.float32); z=np.zeros(2,np.float32); o=np.ones(2,np.float32);"
-        "p=peaks.find_candidates(w,z,o,CandidateConfig());"
-        "peaks.find_deriv(w,z,o,1.2,DerivConfig());"
-        "peaks.find_d2(w,z,o,D2Config()); windows.slice_windows(w,z,o,p,WindowConfig());"
+        "p=candidates.find_candidates(w,z,o,CandidateConfig());"
+        "deriv.find_deriv(w,z,o,1.2,DerivConfig());"
+        "d2.find_d2(w,z,o,D2Config()); windows.slice_windows(w,z,o,p,WindowConfig());"
         "timelist.encode_time_list(ak.values_astype(p,np.float64),100.,TimeListConfig());"
         "clusterize.clusterize(ak.values_astype(p,np.float64),ak.values_astype(p,np.float64),"
         "ClusterizeConfig());"
@@ -121,7 +129,7 @@ def main() -> None:
     counts = np.zeros(n, dtype=np.int64)
     sums = np.empty(n, dtype=np.float32)
     _row_sums(w, sums)
-    found = peaks.find_candidates(w, base, rms, cand_cfg)
+    found = candidates.find_candidates(w, base, rms, cand_cfg)
     windows.slice_windows(w, base, rms, found, windows.WindowConfig())
     times = found / 1.2
 
@@ -141,14 +149,14 @@ def main() -> None:
             "candidate scan: Numba kernel",
             best_rate(
                 n,
-                lambda: peaks._candidates(
+                lambda: candidates._candidates(
                     w, base, rms, cand_cfg.min_amplitude_rms, 0.0, cap, counts
                 ),
             ),
         ),
         (
             "candidate scan: wrapper (awkward output)",
-            best_rate(n, lambda: peaks.find_candidates(w, base, rms, cand_cfg)),
+            best_rate(n, lambda: candidates.find_candidates(w, base, rms, cand_cfg)),
         ),
         (
             "candidate scan: NumPy vectorised",
@@ -163,7 +171,7 @@ def main() -> None:
         ),
         (
             "DERIV: Numba kernel",
-            best_rate(n, lambda: peaks._deriv(w, base, rms, dt, 3.0, 1.0, 0.5, 0.5, cap, counts)),
+            best_rate(n, lambda: deriv._deriv(w, base, rms, dt, 3.0, 1.0, 0.5, 0.5, cap, counts)),
         ),
         (
             "DERIV: NumPy vectorised (no merging)",

@@ -1,4 +1,10 @@
-"""Clusterization: merge time-ordered peaks into primary clusters (c * sqrt(t) rule)."""
+"""Clusterization: merge time-ordered peaks into primary clusters (physics.md section 9).
+
+Peaks are taken in time order (times in ns after the track crossing). A peak joins the
+current cluster if |t - t_highest| < c * sqrt(max(t, 0)), t_highest being the time of the
+cluster's highest peak so far (the first of equal highest); else it opens a new cluster.
+A peak with a NaN time gets cluster -1 and leaves the current cluster unchanged.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +20,23 @@ from ccframe.kernels.jagged import flat, to_jagged
 
 @njit(cache=True, nogil=True)
 def _clusterize(times, amps, offsets, c, cluster, counts):
-    """A peak joins the current cluster if |t - t_highest| < c * sqrt(max(t, 0)), where
-    t_highest is the time of the cluster's highest peak so far; else it opens a new one."""
+    """cluster[j] = cluster index of peak j within its waveform; counts[i] = clusters of
+    waveform i. Returns -1, or the flat index of the first time smaller than the previous
+    (non-NaN) one in its list, where the input breaks the time-order contract."""
+    bad = -1
     for i in range(offsets.size - 1):
         n_cl = 0
         t_high = 0.0
         a_high = 0.0
+        t_prev = -math.inf
         for j in range(offsets[i], offsets[i + 1]):
             t = times[j]
+            if t != t:  # NaN
+                cluster[j] = -1
+                continue
+            if t < t_prev and bad < 0:
+                bad = j
+            t_prev = t
             if n_cl > 0 and abs(t - t_high) < c * math.sqrt(max(t, 0.0)):
                 if amps[j] > a_high:
                     t_high = t
@@ -32,16 +47,27 @@ def _clusterize(times, amps, offsets, c, cluster, counts):
                 a_high = amps[j]
             cluster[j] = n_cl - 1
         counts[i] = n_cl
+    return bad
 
 
 def clusterize(
     times_ns: ak.Array, amplitudes: ak.Array, cfg: ClusterizeConfig
 ) -> tuple[ak.Array, np.ndarray]:
-    """Cluster index of each peak (jagged) and clusters per waveform, for peaks sorted in
-    time with times in ns after the track crossing."""
+    """Cluster index of each peak (var * int32) and clusters per waveform ((n,) int64).
+
+    `times_ns` (var * float): peak times in ns after the track crossing, non-decreasing in
+    each list (the peak finders' order); `amplitudes` (var * float): the peaks' heights."""
     t, offsets = flat(times_ns, np.float64)
-    a, _ = flat(amplitudes, np.float64)
+    a, a_off = flat(amplitudes, np.float64)
+    if not np.array_equal(offsets, a_off):
+        raise ValueError("times_ns and amplitudes must have the same list lengths")
     cluster = np.empty(t.size, dtype=np.int32)
     counts = np.empty(offsets.size - 1, dtype=np.int64)
-    _clusterize(t, a, offsets, cfg.c_sqrt_ns, cluster, counts)
+    bad = _clusterize(t, a, offsets, float(cfg.c_sqrt_ns), cluster, counts)
+    if bad >= 0:
+        row = int(np.searchsorted(offsets, bad, side="right")) - 1
+        raise ValueError(
+            f"peak times must be in increasing order within each waveform; waveform {row} "
+            f"has {t[bad]} ns after {t[bad - 1]} ns"
+        )
     return to_jagged(cluster, np.diff(offsets)), counts

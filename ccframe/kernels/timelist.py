@@ -1,4 +1,11 @@
-"""Peak times encoded as counts per time bin, the cluster counter's input."""
+"""Peak times encoded as counts per time bin, the cluster counter's input.
+
+The one binning rule (used by the kernel and `time_bin` alike): with
+scale = n_bins / window_ns computed in float64, bin = floor(t_ns * scale), clipped to
+[0, n_bins - 1]; so times before the window (t < 0) count in the first bin and times at or
+after its end (including +inf) in the last. NaN times are not counted. Times are window
+times in ns (0 = the first sample, i.e. sample / sampling_ghz), not track times.
+"""
 
 from __future__ import annotations
 
@@ -14,37 +21,52 @@ from ccframe.kernels.jagged import flat
 
 @njit(cache=True, nogil=True)
 def _encode(times, offsets, scale, out):
+    """out[i, :, 0] = counts of times[offsets[i]:offsets[i+1]] per bin (cleared first)."""
     n_bins = out.shape[1]
+    top = n_bins - 1
     for i in range(offsets.size - 1):
         for k in range(n_bins):
             out[i, k, 0] = 0.0
         for j in range(offsets[i], offsets[i + 1]):
-            t = times[j]
-            if t != t:  # NaN
+            x = np.floor(times[j] * scale)
+            if x != x:  # NaN
                 continue
-            b = math.floor(t * scale)
-            b = min(max(b, 0), n_bins - 1)
+            if x < 0.0:
+                b = 0
+            elif x >= top:
+                b = top
+            else:
+                b = int(x)
             out[i, b, 0] += 1.0
 
 
+def _scale(window_ns: float, n_bins: int) -> float:
+    if not (math.isfinite(window_ns) and window_ns > 0):
+        raise ValueError(f"window_ns must be a positive number, got {window_ns}")
+    return float(n_bins) / float(window_ns)
+
+
 def time_bin(times_ns: np.ndarray, window_ns: float, n_bins: int) -> np.ndarray:
-    """The one binning rule: floor(t * n_bins / window_ns) in float64, clipped to the window."""
-    b = np.floor(np.asarray(times_ns, dtype=np.float64) * (n_bins / window_ns)).astype(np.int64)
-    return np.clip(b, 0, n_bins - 1)
+    """int64 bin of each time under the one binning rule; -1 for NaN (not counted)."""
+    x = np.floor(np.asarray(times_ns, dtype=np.float64) * _scale(window_ns, n_bins))
+    nan = np.isnan(x)
+    b = np.clip(np.where(nan, 0.0, x), 0, n_bins - 1).astype(np.int64)
+    b[nan] = -1
+    return b
 
 
 def encode_time_list(
     times_ns: ak.Array, window_ns: float, cfg: TimeListConfig, out: np.ndarray | None = None
 ) -> np.ndarray:
-    """(n, n_bins, 1) float32 counts of peak times (ns in the window, 0 = first sample).
-
-    Times before the window go to the first bin, after it to the last. `out` is reused when
-    given (shape (n, n_bins, 1), float32)."""
+    """(n, n_bins, 1) float32 counts of the peak times of each of n waveforms (var * float,
+    window time in ns). `window_ns` = n_samples / sampling_ghz. `out`, when given (float32,
+    that shape, C-contiguous), is cleared, filled and returned, so a buffer can be reused."""
+    scale = _scale(window_ns, cfg.n_bins)
     times, offsets = flat(times_ns, np.float64)
     shape = (offsets.size - 1, cfg.n_bins, 1)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
-    elif out.shape != shape or out.dtype != np.float32:
-        raise ValueError(f"out must be float32 {shape}, got {out.dtype} {out.shape}")
-    _encode(times, offsets, cfg.n_bins / window_ns, out)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous float32 {shape}, got {out.dtype} {out.shape}")
+    _encode(times, offsets, scale, out)
     return out

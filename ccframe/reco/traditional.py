@@ -11,9 +11,10 @@ import numpy as np
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.clusterize import clusterize
 from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig, MatchConfig
+from ccframe.kernels.d2 import find_d2
+from ccframe.kernels.deriv import find_deriv
 from ccframe.kernels.jagged import flat, to_jagged
 from ccframe.kernels.matching import Match, expected_samples, match_peaks
-from ccframe.kernels.peaks import find_d2, find_deriv
 from ccframe.metrics.counting import count_metrics, momentum_edges, peak_finding_metrics, versus
 from ccframe.reco.config import TraditionalConfig
 
