@@ -221,3 +221,13 @@ def test_every_section_rejects_unknown_keys():
     sections(Steering, found)
     assert len(found) > 5
     assert all(m.model_config.get("extra") == "forbid" for m in found), found
+
+
+def test_tube_radius_beyond_drift_table_is_refused(tmp_path):
+    from ccframe.errors import SteeringError
+    from ccframe.steering.loader import load_steering
+
+    path = tmp_path / "s.yaml"
+    path.write_text("schema_version: 1\nname: t\nsimulate:\n  detector: {tube_radius_cm: 0.9}\n")
+    with pytest.raises(SteeringError, match="exceeds the x-t table"):
+        load_steering(path)

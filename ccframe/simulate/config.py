@@ -116,7 +116,9 @@ class Drift(Section):
 
 
 class Gain(Section):
-    """Polya avalanche gain: Gamma(shape 1 + theta) with the given mean (relative units)."""
+    """Polya avalanche gain: Gamma(shape 1 + theta) with the given mean, relative to the
+    nominal gain at which a single electron peaks at pulse.amplitude_mv; `mean` != 1 is a
+    domain-shift knob that scales every pulse (e.g. a beam-test-like gain)."""
 
     polya_theta: float = Field(0.5, ge=0.0)
     mean: PositiveFloat = 1.0
@@ -192,6 +194,11 @@ class SimulateConfig(Section):
 
     @model_validator(mode="after")
     def _fit_validity(self) -> SimulateConfig:
+        if self.detector.tube_radius_cm > self.drift.radius_cm[-1] * (1 + 1e-9):
+            raise ValueError(
+                f"detector.tube_radius_cm {self.detector.tube_radius_cm} exceeds the x-t table "
+                f"(drift.radius_cm ends at {self.drift.radius_cm[-1]}); extend the table"
+            )
         if isinstance(self.particle, list) and not self.particle:
             raise ValueError("particle list is empty")
         for name in self.particles:

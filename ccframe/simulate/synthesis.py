@@ -43,6 +43,8 @@ def add_pulses(
         for j in range(offsets[i], offsets[i + 1]):
             ta = arrival_ns[j]
             k0 = max(math.ceil(ta / dt_ns), 0)
+            if k0 > 0 and (k0 - 1) * dt_ns >= ta:  # ta on a sample time, ta/dt rounded up
+                k0 -= 1
             if k0 >= n_samp:
                 continue
             lag = k0 * dt_ns - ta
