@@ -224,9 +224,6 @@ def test_every_section_rejects_unknown_keys():
 
 
 def test_tube_radius_beyond_drift_table_is_refused(tmp_path):
-    from ccframe.errors import SteeringError
-    from ccframe.steering.loader import load_steering
-
     path = tmp_path / "s.yaml"
     path.write_text("schema_version: 1\nname: t\nsimulate:\n  detector: {tube_radius_cm: 0.9}\n")
     with pytest.raises(SteeringError, match="exceeds the x-t table"):
