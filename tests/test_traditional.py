@@ -14,7 +14,7 @@ from conftest import REPO
 from ccframe.cli import main
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
-from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig, MatchConfig
+from ccframe.kernels.config import ClusterizeConfig, DerivConfig, MatchConfig
 from ccframe.reco.config import TuneConfig
 from ccframe.reco.traditional import Accumulator, match_truth, reconstruct
 from ccframe.reco.tune import tune
@@ -107,9 +107,7 @@ def test_tuned_deriv_finds_most_primary_clusters(pions):
     cfg = DerivConfig.model_validate(tuned["deriv"])
     acc = Accumulator()
     for batch in pions:
-        result = reconstruct(
-            batch, "deriv", cfg, D2Config(), ClusterizeConfig.model_validate(tuned["clusterize"])
-        )
+        result = reconstruct(batch, cfg, ClusterizeConfig.model_validate(tuned["clusterize"]))
         acc.add_matching(match_truth(batch, result.peaks, MatchConfig()), batch)
     m = acc.metrics(4)["peak_finding"]
     # Measured on 1000 default pions (seed 3): tuned set n1=5, n2=0.5, n3=0, n4=0.5, c=0.3

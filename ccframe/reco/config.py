@@ -27,6 +27,11 @@ class TraditionalConfig(Section):
     output: str = "traditional.root"
     momentum_bins: PositiveInt = 8
 
+    @property
+    def finder(self) -> DerivConfig | D2Config:
+        """The peak finder's parameters for the chosen algorithm."""
+        return self.deriv if self.algorithm == "deriv" else self.d2
+
 
 class TuneConfig(Section):
     """Grid scan of the traditional algorithm's thresholds and c on a calibration sample:

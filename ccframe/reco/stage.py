@@ -80,7 +80,7 @@ def run_traditional(
 
     def chunks() -> Iterator[dict]:
         for batch in iter_batches(data, files):
-            result = reconstruct(batch, cfg.algorithm, cfg.deriv, cfg.d2, cfg.clusterize)
+            result = reconstruct(batch, cfg.finder, cfg.clusterize)
             match = match_truth(batch, result.peaks, cfg.match) if has_truth(batch) else None
             if match is not None:
                 acc.add_matching(match, batch)
@@ -93,7 +93,7 @@ def run_traditional(
     metrics = acc.metrics(cfg.momentum_bins)
     metrics["algorithm"] = cfg.algorithm
     metrics["parameters"] = {
-        cfg.algorithm: (cfg.deriv if cfg.algorithm == "deriv" else cfg.d2).model_dump(),
+        cfg.algorithm: cfg.finder.model_dump(),
         "clusterize": cfg.clusterize.model_dump(),
     }
     metrics["waveforms"] = n

@@ -29,10 +29,11 @@ class TraditionalResult:
     n_clusters: np.ndarray
 
 
-def find_peaks(batch: WaveformBatch, algorithm: str, deriv: DerivConfig, d2: D2Config) -> ak.Array:
-    if algorithm == "deriv":
-        return find_deriv(batch.waveforms, batch.baseline, batch.rms, batch.sampling_ghz, deriv)
-    return find_d2(batch.waveforms, batch.baseline, batch.rms, d2)
+def find_peaks(batch: WaveformBatch, finder: DerivConfig | D2Config) -> ak.Array:
+    """DERIV or D2 peaks, by the type of the finder's parameters."""
+    if isinstance(finder, DerivConfig):
+        return find_deriv(batch.waveforms, batch.baseline, batch.rms, batch.sampling_ghz, finder)
+    return find_d2(batch.waveforms, batch.baseline, batch.rms, finder)
 
 
 def peak_amplitudes(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
@@ -51,13 +52,9 @@ def track_times(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
 
 
 def reconstruct(
-    batch: WaveformBatch,
-    algorithm: str,
-    deriv: DerivConfig,
-    d2: D2Config,
-    cluster_cfg: ClusterizeConfig,
+    batch: WaveformBatch, finder: DerivConfig | D2Config, cluster_cfg: ClusterizeConfig
 ) -> TraditionalResult:
-    peaks = find_peaks(batch, algorithm, deriv, d2)
+    peaks = find_peaks(batch, finder)
     amplitude = peak_amplitudes(batch, peaks)
     cluster, counts = clusterize(track_times(batch, peaks), amplitude, cluster_cfg)
     return TraditionalResult(peaks, amplitude, cluster, counts)
@@ -112,12 +109,14 @@ class Accumulator:
 
 
 def has_truth(batch: WaveformBatch) -> bool:
-    needed = {"n_clusters", "electron_time_ns", "electron_primary", "electron_cluster"}
-    return (
-        batch.truth is not None
-        and needed <= set(batch.truth.fields)
-        and ("pretrigger_ns" in batch.truth.fields)
-    )
+    needed = {
+        "n_clusters",
+        "electron_time_ns",
+        "electron_primary",
+        "electron_cluster",
+        "pretrigger_ns",
+    }
+    return batch.truth is not None and needed <= set(batch.truth.fields)
 
 
 def tree_chunk(batch: WaveformBatch, result: TraditionalResult, match: Match | None) -> dict:

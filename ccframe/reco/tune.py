@@ -17,13 +17,12 @@ from ccframe.reco.config import TuneConfig
 from ccframe.reco.traditional import find_peaks, peak_amplitudes, track_times
 
 
-def peak_sets(cfg: TuneConfig) -> list[tuple[DerivConfig, D2Config]]:
-    """Every peak-finding parameter set of the grid (the other algorithm's stays default)."""
+def peak_sets(cfg: TuneConfig) -> list[DerivConfig | D2Config]:
+    """Every peak-finding parameter set of the grid, for the algorithm being tuned."""
     if cfg.algorithm == "deriv":
         grid = itertools.product(cfg.n1, cfg.n2, cfg.n3, cfg.n4)
-        return [(DerivConfig(n1=a, n2=b, n3=c, n4=d), D2Config()) for a, b, c, d in grid]
-    grid2 = itertools.product(cfg.t1_rms, cfg.t2_rms)
-    return [(DerivConfig(), D2Config(t1_rms=a, t2_rms=b)) for a, b in grid2]
+        return [DerivConfig(n1=a, n2=b, n3=c, n4=d) for a, b, c, d in grid]
+    return [D2Config(t1_rms=a, t2_rms=b) for a, b in itertools.product(cfg.t1_rms, cfg.t2_rms)]
 
 
 def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any], list[dict]]:
@@ -36,12 +35,12 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
         [ak.to_numpy(b.truth.n_clusters) for b in batches if b.truth is not None]
     )
     table = []
-    for deriv, d2 in peak_sets(cfg):
+    for finder in peak_sets(cfg):
         per_batch = []
         for b in batches:
-            peaks = find_peaks(b, cfg.algorithm, deriv, d2)
+            peaks = find_peaks(b, finder)
             per_batch.append((track_times(b, peaks), peak_amplitudes(b, peaks)))
-        params = deriv.model_dump() if cfg.algorithm == "deriv" else d2.model_dump()
+        params = finder.model_dump()
         for c in cfg.c_sqrt_ns:
             cluster_cfg = ClusterizeConfig(c_sqrt_ns=c)
             counts = np.concatenate([clusterize(t, a, cluster_cfg)[1] for t, a in per_batch])
