@@ -11,7 +11,8 @@ from ccframe.io.atomic import write_json
 from ccframe.io.describe import describe, format_description
 from ccframe.io.reader import expand_files, iter_batches
 from ccframe.pipeline.rundir import RunDir
-from ccframe.reco.stage import run_traditional, run_tune
+from ccframe.reco.config import TraditionalConfig
+from ccframe.reco.stage import resolve_traditional, run_traditional, run_tune
 from ccframe.simulate.stage import simulate_to_root
 from ccframe.steering.schema import Steering
 
@@ -22,7 +23,7 @@ def stages(steering: Steering) -> list[str]:
     """Names of the stages this steering file runs, in order."""
     names = ["simulate"] if steering.simulate is not None else []
     names.append("read")
-    names += [n for n in ("tune", "traditional") if getattr(steering, n) is not None]
+    names += [n for n in ("tune", "traditional", "ml") if getattr(steering, n) is not None]
     return names
 
 
@@ -58,10 +59,17 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
         tuned = None
         if steering.tune is not None:
             tuned = run_tune(steering.tune, data, files, run_dir.path, log)
+        metrics: dict[str, Any] = {}
+        traditional = resolve_traditional(steering.traditional or TraditionalConfig(), tuned)
         if steering.traditional is not None:
-            metrics = {"traditional": run_traditional(
-                steering.traditional, data, files, run_dir.path, tuned, log
-            )}  # fmt: skip
+            metrics["traditional"] = run_traditional(traditional, data, files, run_dir.path, log)
+            write_json(run_dir.path / "metrics.json", metrics)
+        if steering.ml is not None:
+            from ccframe.ml.stage import run_ml
+
+            metrics["ml"] = run_ml(
+                steering.ml, data, files, run_dir.path, traditional, steering.seed, log
+            )
             write_json(run_dir.path / "metrics.json", metrics)
     except BaseException as exc:
         run_dir.finish("failed", error=str(exc) or type(exc).__name__)

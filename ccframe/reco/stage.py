@@ -63,19 +63,21 @@ def load_thresholds(path: str) -> dict[str, Any]:
         ) from None
 
 
-def run_traditional(
-    cfg: TraditionalConfig,
-    data: DataConfig,
-    files: list[str],
-    run_dir: Path,
-    tuned: dict | None,
-    log: Log,
-) -> dict[str, Any]:
-    """Reconstruct every waveform, write traditional.root, return the metrics."""
+def resolve_traditional(cfg: TraditionalConfig, tuned: dict | None) -> TraditionalConfig:
+    """The traditional settings with the thresholds of `cfg.thresholds` (a tuned.yaml) or,
+    without one, of a tune stage in the same run applied."""
     if cfg.thresholds is not None:
-        cfg = config_with_thresholds(cfg, load_thresholds(cfg.thresholds))
-    elif tuned is not None:
-        cfg = config_with_thresholds(cfg, tuned)
+        return config_with_thresholds(cfg, load_thresholds(cfg.thresholds))
+    if tuned is not None:
+        return config_with_thresholds(cfg, tuned)
+    return cfg
+
+
+def run_traditional(
+    cfg: TraditionalConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log
+) -> dict[str, Any]:
+    """Reconstruct every waveform with resolved settings (`resolve_traditional`), write
+    traditional.root, return the metrics."""
     acc = Accumulator()
 
     def chunks() -> Iterator[dict]:

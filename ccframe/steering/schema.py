@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ccframe.io.config import DataConfig
+from ccframe.ml.config import MLConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.simulate.config import SimulateConfig
 from ccframe.steering.base import Section
@@ -25,6 +26,7 @@ class Steering(Section):
     simulate: SimulateConfig | None = None
     tune: TuneConfig | None = None
     traditional: TraditionalConfig | None = None
+    ml: MLConfig | None = None
 
     @model_validator(mode="after")
     def _has_input(self) -> Steering:

@@ -1,0 +1,173 @@
+"""Steering section `ml:`: datasets, the LSTM peak classifier, the CNN cluster counter and
+their training (physics.md section 10). Each field's docstring is its schema description."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, PositiveInt, model_validator
+
+from ccframe.kernels.config import CandidateConfig, MatchConfig, TimeListConfig, WindowConfig
+from ccframe.steering.base import Section
+
+Activation = Literal["relu", "selu", "elu", "gelu", "tanh", "sigmoid", "linear", "swish"]
+Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"]
+
+
+class _MLSection(Section):
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class DatasetConfig(_MLSection):
+    """Windows + labels and time lists + true cluster counts, built with the kernels from the
+    input. Waveforms (never single windows) are split into train / validation / test."""
+
+    train_fraction: float = Field(0.7, gt=0.0, lt=1.0)
+    """Share of waveforms for training."""
+    validation_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    """Share of waveforms for validation (early stopping, threshold choice)."""
+    max_events: PositiveInt | None = None
+    """Use only the first waveforms of the input (all if unset)."""
+    balance: Literal["class_weights", "undersample", "none"] = "class_weights"
+    """Classifier class imbalance: weight the classes by n / (2 n_class) on the training
+    split, drop noise (or signal) windows of the training split at random down to the
+    smaller class, or nothing."""
+    cache: bool = True
+    """Keep the built dataset (.npz, keyed by a hash of the input files and every setting
+    that shapes it) in `cache_dir`, so a second run reuses it."""
+    cache_dir: str = "cache"
+    """Folder for the cache, relative to the run folder's parent (e.g. runs/cache)."""
+    candidates: CandidateConfig = CandidateConfig()
+    window: WindowConfig = WindowConfig()
+    match: MatchConfig = MatchConfig()
+    time_list: TimeListConfig = TimeListConfig()
+
+    @model_validator(mode="after")
+    def _room_for_test(self) -> DatasetConfig:
+        if self.train_fraction + self.validation_fraction >= 1.0:
+            raise ValueError(
+                "train_fraction + validation_fraction must be < 1 (the rest is the test split)"
+            )
+        return self
+
+
+class OptimizerConfig(_MLSection):
+    """Optimizer and learning-rate schedule; a schedule's step is one training batch."""
+
+    name: Literal["sgd", "adam", "nadam", "rmsprop", "adagrad"] = "adam"
+    """Keras optimizer."""
+    learning_rate: float = Field(1e-3, gt=0.0, le=10.0)
+    """Initial learning rate."""
+    momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    """Momentum (sgd, rmsprop)."""
+    nesterov: bool = False
+    """Nesterov momentum (sgd)."""
+    schedule: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    """constant; step: times decay_rate every decay_steps (staircase); exponential:
+    decay_rate ** (step / decay_steps); cosine: cosine decay to 0 over decay_steps."""
+    decay_steps: PositiveInt = 1000
+    """Batches per decay period (cosine: length of the decay)."""
+    decay_rate: float = Field(0.5, gt=0.0, le=1.0)
+    """Factor per period (step, exponential)."""
+    clipnorm: float | None = Field(None, gt=0.0)
+    """Clip each gradient to this norm."""
+
+
+class TrainingConfig(_MLSection):
+    """How a model is fitted: batches, epochs and early stopping on the validation loss."""
+
+    optimizer: OptimizerConfig = OptimizerConfig()
+    batch_size: PositiveInt = 1024
+    """Samples per gradient step."""
+    epochs: PositiveInt = 20
+    """Largest number of passes over the training split."""
+    patience: PositiveInt = 5
+    """Stop after this many epochs without a lower validation loss; the best weights are
+    restored."""
+
+
+class _ModelConfig(_MLSection):
+    dense: list[PositiveInt] = Field(default=[128, 1], max_length=16)
+    """Hidden Dense layer sizes, in order, before the output Dense(1)."""
+    dropout: list[float] = Field(default=[0.1, 0.1], max_length=16)
+    """Dropout rate after each hidden Dense layer (0 = none); one per `dense`, or empty."""
+    activation: Activation = "relu"
+    """Activation of the hidden Dense layers."""
+    kernel_initializer: Initializer = "glorot_uniform"
+    """Initializer of the Dense (and convolution) kernels."""
+    batch_norm: bool = False
+    """Batch normalization after each hidden Dense layer."""
+    l1: float = Field(0.0, ge=0.0)
+    """L1 penalty on the Dense kernels."""
+    l2: float = Field(0.0, ge=0.0)
+    """L2 penalty on the Dense kernels."""
+    training: TrainingConfig = TrainingConfig()
+
+    @model_validator(mode="after")
+    def _dropout_per_layer(self) -> _ModelConfig:
+        if self.dropout and len(self.dropout) != len(self.dense):
+            raise ValueError(
+                f"dropout has {len(self.dropout)} rates for {len(self.dense)} dense layers; "
+                "give one per layer (or an empty list)"
+            )
+        if any(not 0.0 <= r < 1.0 for r in self.dropout):
+            raise ValueError("dropout rates must be in [0, 1)")
+        return self
+
+
+class ClassifierConfig(_ModelConfig):
+    """Step 1, peak finding: an LSTM over each candidate's window says signal (an electron
+    pulse) or noise. The seed's topology is lstm_units 96, dense [128, 1], dropout [0.1, 0.1]
+    (50,179 parameters); lstm_units 32, dense [64, 1] gives 6,531."""
+
+    lstm_units: PositiveInt = 96
+    """Units of the LSTM layer (its last output feeds the Dense layers)."""
+    unroll: bool = True
+    """Unroll the LSTM over the window's samples (faster on CPU for short windows)."""
+    output_activation: Literal["sigmoid"] = "sigmoid"
+    """Activation of the output Dense(1): the signal score in [0, 1]."""
+    loss: Literal["binary_crossentropy", "focal", "mse", "mae"] = "binary_crossentropy"
+    """Training loss on the 0/1 label."""
+    focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
+    """Focusing parameter of the focal loss."""
+    threshold: float | Literal["f1", "efficiency_purity"] = "f1"
+    """Score above which a candidate is a peak: a number, or the validation threshold that
+    maximises F1 or efficiency x purity."""
+
+
+class CounterConfig(_ModelConfig):
+    """Step 2, clusterization: a 1-D CNN on the time list of the accepted peaks regresses the
+    number of primary clusters (the true count, not matched detections)."""
+
+    filters: list[PositiveInt] = Field(default=[16, 32, 32], min_length=1, max_length=16)
+    """Filters of each Conv1D layer."""
+    kernel_size: PositiveInt = 5
+    """Length of every Conv1D kernel (bins)."""
+    pool_size: PositiveInt = 4
+    """Max pooling after each Conv1D layer (1 = none)."""
+    dense: list[PositiveInt] = Field(default=[64], max_length=16)
+    """Hidden Dense layer sizes after the convolutions."""
+    dropout: list[float] = Field(default=[0.1], max_length=16)
+    """Dropout rate after each hidden Dense layer."""
+    loss: Literal["mse", "mae"] = "mse"
+    """Regression loss on the count (scaled by the training split's mean count)."""
+
+
+class MLConfig(_MLSection):
+    """The two-step ML reconstruction, trained and evaluated on the input. The traditional
+    algorithm (the `traditional:` section, tuned when a tune stage ran) is evaluated on the
+    same test waveforms for comparison."""
+
+    dataset: DatasetConfig = DatasetConfig()
+    classifier: ClassifierConfig = ClassifierConfig()
+    counter: CounterConfig = CounterConfig()
+    threads: int = Field(0, ge=0, le=256)
+    """TensorFlow intra- and inter-op threads (0: TensorFlow's choice)."""
+    device: Literal["cpu", "gpu"] = "cpu"
+    """Where TensorFlow runs; gpu needs a TensorFlow build with GPU support."""
+    inference_batch: PositiveInt = 8192
+    """Windows or time lists per inference call."""
+    momentum_bins: PositiveInt = 8
+    """Momentum bins of the metrics versus momentum."""
+    output: str = "predictions.root"
+    """Per-waveform and per-peak predictions, in the run folder."""

@@ -1,0 +1,206 @@
+"""The ML datasets, built with the kernels: candidate windows with truth labels (step 1) and,
+per waveform, the candidates' positions, the true cluster count and the traditional count
+(step 2 and the comparison). Waveforms, never single windows, are split into train /
+validation / test; a built dataset is cached as .npz keyed by its inputs and settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from ccframe.errors import InputError
+from ccframe.io.atomic import atomic_path
+from ccframe.io.reader import WaveformBatch
+from ccframe.kernels.candidates import find_candidates
+from ccframe.kernels.jagged import flat
+from ccframe.kernels.matching import expected_samples, match_peaks
+from ccframe.kernels.windows import slice_windows
+from ccframe.ml.config import DatasetConfig
+from ccframe.reco.config import TraditionalConfig
+from ccframe.reco.traditional import has_truth, reconstruct
+
+TRAIN, VALIDATION, TEST = 0, 1, 2
+SPLIT_NAMES = ("train", "validation", "test")
+CACHE_VERSION = 1
+
+
+@dataclass
+class Dataset:
+    """Flat candidate arrays (N windows) and per-waveform arrays (n waveforms).
+
+    Candidates of waveform i are rows offsets[i]:offsets[i+1], in sample order."""
+
+    windows: np.ndarray  # (N, width, 1) float32
+    label: np.ndarray  # (N,) int8: 0 noise, 1 primary, 2 secondary electron
+    position: np.ndarray  # (N,) int32 sample of the candidate
+    offsets: np.ndarray  # (n + 1,) int64
+    split: np.ndarray  # (n,) int8: TRAIN, VALIDATION, TEST
+    n_clusters: np.ndarray  # (n,) int64 true clusters
+    n_electrons: np.ndarray  # (n,) int64 true electrons
+    n_traditional: np.ndarray  # (n,) int64 clusters counted by the traditional algorithm
+    momentum_gev: np.ndarray  # (n,) float64 (NaN when the input has none)
+    pdg: np.ndarray  # (n,) int64 (0 when the input has none)
+    event_id: np.ndarray  # (n,) int64 (entry number when the input has none)
+    entry: np.ndarray  # (n,) int64 entry in its file
+    file_index: np.ndarray  # (n,) int32 index into `files`
+    files: list[str]
+    sampling_ghz: float
+    n_samples: int
+
+    @property
+    def n_waveforms(self) -> int:
+        return int(self.split.size)
+
+    @property
+    def signal(self) -> np.ndarray:
+        """(N,) float32 classifier target: 1 for a candidate matched to an electron."""
+        return (self.label > 0).astype(np.float32)
+
+    @property
+    def candidate_split(self) -> np.ndarray:
+        """(N,) split of each candidate (its waveform's)."""
+        return np.repeat(self.split, np.diff(self.offsets))
+
+    def save(self, path: Path) -> None:
+        """Write the dataset as one .npz, atomically."""
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+        arrays["files"] = np.array(self.files)
+        arrays["sampling_ghz"] = np.float64(self.sampling_ghz)
+        arrays["n_samples"] = np.int64(self.n_samples)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Dataset:
+        with np.load(path) as npz:
+            values: dict[str, Any] = {f.name: npz[f.name] for f in fields(cls)}
+        values["files"] = [str(f) for f in values["files"]]
+        values["sampling_ghz"] = float(values["sampling_ghz"])
+        values["n_samples"] = int(values["n_samples"])
+        return cls(**values)
+
+
+def split_waveforms(n: int, cfg: DatasetConfig, seed: int) -> np.ndarray:
+    """(n,) int8 split of each waveform: a seeded shuffle cut at the configured fractions."""
+    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    n_train = round(n * cfg.train_fraction)
+    n_val = round(n * cfg.validation_fraction)
+    split = np.full(n, TEST, dtype=np.int8)
+    split[order[:n_train]] = TRAIN
+    split[order[n_train : n_train + n_val]] = VALIDATION
+    return split
+
+
+def truth_column(truth: ak.Array, name: str, fill: np.ndarray | float) -> np.ndarray:
+    if name in truth.fields:
+        return ak.to_numpy(truth[name])
+    return np.broadcast_to(np.asarray(fill), (len(truth),)).copy()
+
+
+def build(
+    batches: Iterable[WaveformBatch],
+    cfg: DatasetConfig,
+    traditional: TraditionalConfig,
+    seed: int,
+) -> Dataset:
+    """Run the kernels over every batch and stack the results; see `Dataset`."""
+    parts: dict[str, list[np.ndarray]] = {}
+    files: list[str] = []
+    sampling = n_samples = None
+    for batch in batches:
+        if not has_truth(batch):
+            raise InputError(
+                f"{batch.file}: the ML stage trains on Monte Carlo truth (n_clusters, "
+                "electron_time_ns, electron_primary, electron_cluster, pretrigger_ns), which "
+                "this file does not have; map its branches in data.truth"
+            )
+        if sampling is None:
+            sampling, n_samples = batch.sampling_ghz, batch.n_samples
+        elif (batch.sampling_ghz, batch.n_samples) != (sampling, n_samples):
+            raise InputError(
+                f"{batch.file}: {batch.n_samples} samples at {batch.sampling_ghz} GHz, but the "
+                f"first file has {n_samples} at {sampling} GHz; one ML dataset needs one "
+                "sampling rate and waveform length"
+            )
+        if batch.file not in files:
+            files.append(batch.file)
+        for key, value in batch_arrays(batch, cfg, traditional).items():
+            parts.setdefault(key, []).append(value)
+        parts.setdefault("file_index", []).append(
+            np.full(len(batch), files.index(batch.file), dtype=np.int32)
+        )
+    if sampling is None or n_samples is None:
+        raise InputError("the ML stage got no waveforms to train on")
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    counts = cat.pop("n_candidates")
+    offsets = np.zeros(counts.size + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Dataset(
+        offsets=offsets,
+        split=split_waveforms(counts.size, cfg, seed),
+        files=files,
+        sampling_ghz=float(sampling),
+        n_samples=int(n_samples),
+        **cat,
+    )
+
+
+def batch_arrays(
+    batch: WaveformBatch, cfg: DatasetConfig, traditional: TraditionalConfig
+) -> dict[str, np.ndarray]:
+    """One batch's share of a `Dataset` (n_candidates instead of offsets)."""
+    truth = batch.truth
+    assert truth is not None
+    candidates = find_candidates(batch.waveforms, batch.baseline, batch.rms, cfg.candidates)
+    windows = slice_windows(batch.waveforms, batch.baseline, batch.rms, candidates, cfg.window)
+    expected = expected_samples(truth, batch.sampling_ghz, cfg.match)
+    match = match_peaks(candidates, expected, truth.electron_primary, cfg.match)
+    position, offsets = flat(candidates, np.int32)
+    label, _ = flat(match.peak_label, np.int8)
+    reco = reconstruct(batch, traditional.finder, traditional.clusterize)
+    return {
+        "windows": windows,
+        "label": label,
+        "position": position,
+        "n_candidates": np.diff(offsets),
+        "n_clusters": truth_column(truth, "n_clusters", 0).astype(np.int64),
+        "n_electrons": truth_column(truth, "n_electrons", 0).astype(np.int64),
+        "n_traditional": reco.n_clusters.astype(np.int64),
+        "momentum_gev": truth_column(truth, "momentum_gev", np.nan).astype(np.float64),
+        "pdg": truth_column(truth, "pdg", 0).astype(np.int64),
+        "event_id": truth_column(truth, "event_id", batch.entry).astype(np.int64),
+        "entry": batch.entry.astype(np.int64),
+    }
+
+
+def cache_key(
+    files: list[str],
+    data: dict[str, Any],
+    cfg: DatasetConfig,
+    traditional: TraditionalConfig,
+    seed: int,
+) -> str:
+    """Hash of what shapes a dataset: each input's path, size and modification time, the data
+    mapping, the dataset and traditional settings, and the split seed."""
+    stats = []
+    for path in files:
+        st = os.stat(path)
+        stats.append([os.path.realpath(path), st.st_size, st.st_mtime_ns])
+    settings = {
+        "version": CACHE_VERSION,
+        "files": stats,
+        "data": data,
+        "dataset": cfg.model_dump(exclude={"cache", "cache_dir"}),
+        "traditional": traditional.model_dump(include={"algorithm", "deriv", "d2", "clusterize"}),
+        "seed": seed,
+    }
+    blob = json.dumps(settings, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]

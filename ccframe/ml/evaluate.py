@@ -1,0 +1,107 @@
+"""Metrics of the two steps on the test split (physics.md section 11)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+from sklearn import metrics as skm
+
+from ccframe.metrics.counting import count_metrics, momentum_edges, versus
+
+
+def choose_threshold(
+    scores: np.ndarray, signal: np.ndarray, rule: float | Literal["f1", "efficiency_purity"]
+) -> float:
+    """A fixed threshold, or the score cut that maximises F1 or efficiency x purity (on the
+    validation split)."""
+    if not isinstance(rule, str):
+        return float(rule)
+    precision, recall, cuts = skm.precision_recall_curve(signal, scores)
+    p, r = precision[:-1], recall[:-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        figure = 2 * p * r / (p + r) if rule == "f1" else p * r
+    figure = np.nan_to_num(figure)
+    # precision_recall_curve accepts score >= cut; the chain accepts score > threshold.
+    best = int(np.argmax(figure))
+    return float(np.nextafter(cuts[best], -np.inf))
+
+
+def classification(scores: np.ndarray, signal: np.ndarray, threshold: float) -> dict[str, Any]:
+    """Counts and rates at the threshold, AUC, and sklearn's classification report."""
+    truth = signal.astype(bool)
+    pred = scores > threshold
+    tn, fp, fn, tp = (int(v) for v in skm.confusion_matrix(truth, pred, labels=[0, 1]).ravel())
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    specificity = tn / (tn + fp) if tn + fp else float("nan")
+    both = truth.any() and (~truth).any()
+    return {
+        "threshold": threshold,
+        "samples": int(truth.size),
+        "signal_fraction": float(truth.mean()) if truth.size else float("nan"),
+        "confusion_matrix": {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+        "accuracy": (tp + tn) / truth.size if truth.size else float("nan"),
+        "precision": precision,
+        "recall": recall,
+        "specificity": specificity,
+        "f1": 2 * precision * recall / (precision + recall) if tp else 0.0,
+        "balanced_accuracy": (recall + specificity) / 2,
+        "efficiency_x_purity": precision * recall,
+        "auc": float(skm.roc_auc_score(truth, scores)) if both else float("nan"),
+        "report": skm.classification_report(
+            truth,
+            pred,
+            labels=[0, 1],
+            target_names=["noise", "signal"],
+            output_dict=True,
+            zero_division=0,
+        ),
+    }
+
+
+def roc_table(scores: np.ndarray, signal: np.ndarray, points: int = 200) -> dict[str, np.ndarray]:
+    """The ROC curve, thinned to about `points` rows."""
+    fpr, tpr, cuts = skm.roc_curve(signal.astype(bool), scores)
+    keep = np.unique(np.linspace(0, fpr.size - 1, min(points, fpr.size)).astype(int))
+    return {"threshold": cuts[keep], "fpr": fpr[keep], "tpr": tpr[keep]}
+
+
+def end_to_end(
+    accept: np.ndarray, label: np.ndarray, n_electrons: int, n_candidates: int
+) -> dict[str, Any]:
+    """Peak finding against all true electrons (also those no candidate came near)."""
+    found = int(np.count_nonzero(accept & (label > 0)))
+    accepted = int(np.count_nonzero(accept))
+    return {
+        "candidates": n_candidates,
+        "accepted_peaks": accepted,
+        "electrons": n_electrons,
+        "candidate_coverage": int(np.count_nonzero(label > 0)) / n_electrons
+        if n_electrons
+        else float("nan"),
+        "efficiency": found / n_electrons if n_electrons else float("nan"),
+        "purity": found / accepted if accepted else float("nan"),
+    }
+
+
+def counting(
+    counts: dict[str, np.ndarray], n_true: np.ndarray, momentum: np.ndarray, bins: int
+) -> dict[str, Any]:
+    """Bias and resolution of each count (e.g. ml, traditional) against the truth, overall
+    and versus momentum, and the ML's relative gain in resolution over the traditional."""
+    out: dict[str, Any] = {}
+    finite = np.isfinite(momentum)
+    edges = momentum_edges(momentum[finite], bins) if finite.any() else None
+    for name, pred in counts.items():
+        entry: dict[str, Any] = {"overall": count_metrics(pred, n_true)}
+        if edges is not None:
+            entry["vs_momentum"] = versus(momentum[finite], edges, pred[finite], n_true[finite])
+        out[name] = entry
+    if {"ml", "traditional"} <= set(counts):
+        for kind in ("relative_resolution_rms", "relative_resolution_core"):
+            ml = out["ml"]["overall"].get(kind)
+            trad = out["traditional"]["overall"].get(kind)
+            if ml is not None and trad:
+                out.setdefault("ml_gain_over_traditional", {})[kind] = 1.0 - ml / trad
+    return out

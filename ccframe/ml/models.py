@@ -1,0 +1,107 @@
+"""Keras models built from steering sections: the LSTM peak classifier and the CNN counter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers
+
+from ccframe.ml.config import ClassifierConfig, CounterConfig, OptimizerConfig
+
+
+def _regularizer(cfg: ClassifierConfig | CounterConfig) -> Any:
+    if cfg.l1 == 0.0 and cfg.l2 == 0.0:
+        return None
+    return keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2)
+
+
+def _dense_stack(x: Any, cfg: ClassifierConfig | CounterConfig) -> Any:
+    """Hidden Dense layers, each followed by batch normalization and dropout if asked."""
+    rates = cfg.dropout or [0.0] * len(cfg.dense)
+    for i, (units, rate) in enumerate(zip(cfg.dense, rates, strict=True)):
+        x = layers.Dense(
+            units,
+            activation=cfg.activation,
+            kernel_initializer=cfg.kernel_initializer,
+            kernel_regularizer=_regularizer(cfg),
+            name=f"dense_{i}",
+        )(x)
+        if cfg.batch_norm:
+            x = layers.BatchNormalization(name=f"batch_norm_{i}")(x)
+        if rate > 0:
+            x = layers.Dropout(rate, name=f"dropout_{i}")(x)
+    return x
+
+
+def build_classifier(cfg: ClassifierConfig, window: int) -> keras.Model:
+    """LSTM(units) -> Flatten -> hidden Dense layers -> Dense(1, sigmoid) on (window, 1).
+
+    The seed's topology (units 96, dense [128, 1], dropout [0.1, 0.1]) has 50,179
+    parameters."""
+    inputs = keras.Input((window, 1), name="window")
+    x = layers.LSTM(cfg.lstm_units, unroll=cfg.unroll, name="lstm")(inputs)
+    x = layers.Flatten(name="flatten")(x)
+    x = _dense_stack(x, cfg)
+    outputs = layers.Dense(
+        1,
+        activation=cfg.output_activation,
+        kernel_initializer=cfg.kernel_initializer,
+        name="score",
+    )(x)
+    return keras.Model(inputs, outputs, name="peak_classifier")
+
+
+def build_counter(cfg: CounterConfig, n_bins: int, count_scale: float) -> keras.Model:
+    """Conv1D/MaxPool stack -> Flatten -> hidden Dense layers -> Dense(1) on the (n_bins, 1)
+    time list. The output Dense(1) predicts count / count_scale (`count_scale`: the training
+    split's mean count, fitted there only) and a Rescaling layer turns it into a count, so
+    the saved model outputs clusters directly."""
+    inputs = keras.Input((n_bins, 1), name="time_list")
+    x = inputs
+    for i, filters in enumerate(cfg.filters):
+        x = layers.Conv1D(
+            filters,
+            cfg.kernel_size,
+            padding="same",
+            activation=cfg.activation,
+            kernel_initializer=cfg.kernel_initializer,
+            name=f"conv_{i}",
+        )(x)
+        if cfg.pool_size > 1 and x.shape[1] >= cfg.pool_size:
+            x = layers.MaxPooling1D(cfg.pool_size, name=f"pool_{i}")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = _dense_stack(x, cfg)
+    x = layers.Dense(1, kernel_initializer=cfg.kernel_initializer, name="scaled_count")(x)
+    outputs = layers.Rescaling(count_scale, name="count")(x)
+    return keras.Model(inputs, outputs, name="cluster_counter")
+
+
+def optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:
+    """The Keras optimizer with its learning-rate schedule."""
+    lr: Any = cfg.learning_rate
+    if cfg.schedule == "step":
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            lr, cfg.decay_steps, cfg.decay_rate, staircase=True
+        )
+    elif cfg.schedule == "exponential":
+        lr = keras.optimizers.schedules.ExponentialDecay(lr, cfg.decay_steps, cfg.decay_rate)
+    elif cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, cfg.decay_steps)
+    common: dict[str, Any] = {"learning_rate": lr, "clipnorm": cfg.clipnorm}
+    if cfg.name == "sgd":
+        return keras.optimizers.SGD(momentum=cfg.momentum, nesterov=cfg.nesterov, **common)
+    if cfg.name == "rmsprop":
+        return keras.optimizers.RMSprop(momentum=cfg.momentum, **common)
+    kinds = {
+        "adam": keras.optimizers.Adam,
+        "nadam": keras.optimizers.Nadam,
+        "adagrad": keras.optimizers.Adagrad,
+    }
+    return kinds[cfg.name](**common)
+
+
+def classifier_loss(cfg: ClassifierConfig) -> Any:
+    if cfg.loss == "focal":
+        return keras.losses.BinaryFocalCrossentropy(gamma=cfg.focal_gamma)
+    return cfg.loss

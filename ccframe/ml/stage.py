@@ -1,0 +1,313 @@
+"""The `ml` stage of `ccframe run`: build the datasets, train the LSTM peak classifier and the
+CNN cluster counter, evaluate both on the test split next to the traditional algorithm, and
+write the models, histories, metrics and predictions.root into the run folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+from ccframe.io.atomic import write_text
+from ccframe.io.config import DataConfig
+from ccframe.io.reader import iter_batches
+from ccframe.io.rootwrite import write_tree
+from ccframe.kernels.jagged import to_jagged
+from ccframe.ml import evaluate
+from ccframe.ml.chain import Chain, ChainSettings, Predictor, time_lists
+from ccframe.ml.config import MLConfig
+from ccframe.ml.dataset import SPLIT_NAMES, TEST, TRAIN, VALIDATION, Dataset, build, cache_key
+from ccframe.ml.runtime import configure
+from ccframe.ml.train import expected_initial_loss, fit
+from ccframe.reco.config import TraditionalConfig
+
+Log = Callable[[str], None]
+WRITE_CHUNK = 10_000
+
+
+def load_dataset(
+    cfg: MLConfig,
+    data: DataConfig,
+    files: list[str],
+    run_dir: Path,
+    traditional: TraditionalConfig,
+    seed: int,
+    log: Log,
+) -> Dataset:
+    """The dataset from the cache when its key matches, else built (and cached)."""
+    dcfg = cfg.dataset
+    data = data.model_copy(update={"max_events": dcfg.max_events or data.max_events})
+    cache = None
+    if dcfg.cache:
+        key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed)
+        cache = run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}.npz"
+        if cache.is_file():
+            dataset = Dataset.load(cache)
+            log(f"ml: dataset from cache {cache}")
+            return dataset
+    t0 = time.perf_counter()
+    dataset = build(iter_batches(data, files), dcfg, traditional, seed)
+    log(
+        f"ml: dataset of {dataset.n_waveforms} waveforms, {dataset.label.size:,} candidates "
+        f"({dataset.signal.mean():.3f} signal) built in {time.perf_counter() - t0:.1f} s"
+    )
+    if cache is not None:
+        dataset.save(cache)
+    return dataset
+
+
+def training_samples(
+    y: np.ndarray, balance: str, seed: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Indices of the training windows to use and their sample weights, per `balance`."""
+    index = np.arange(y.size)
+    n1 = int(np.count_nonzero(y > 0.5))
+    n0 = y.size - n1
+    if balance == "class_weights" and n0 and n1:
+        weights = np.where(y > 0.5, y.size / (2.0 * n1), y.size / (2.0 * n0))
+        return index, weights.astype(np.float32)
+    if balance == "undersample" and n0 and n1:
+        rng = np.random.default_rng([seed, 0xBA1])
+        small, large = (
+            (index[y > 0.5], index[y <= 0.5]) if n1 < n0 else (index[y <= 0.5], index[y > 0.5])
+        )
+        keep = rng.choice(large, size=small.size, replace=False)
+        return np.sort(np.concatenate([small, keep])), None
+    return index, None
+
+
+def train_classifier(
+    cfg: MLConfig, ds: Dataset, run_dir: Path, seed: int, log: Log
+) -> tuple[Any, dict[str, Any]]:
+    import keras
+
+    from ccframe.ml.models import build_classifier, classifier_loss
+
+    ccfg = cfg.classifier
+    split = ds.candidate_split
+    y = ds.signal
+    train = np.flatnonzero(split == TRAIN)
+    use, weights = training_samples(y[train], cfg.dataset.balance, seed)
+    train = train[use]
+    val = split == VALIDATION
+    model = build_classifier(ccfg, ds.windows.shape[1])
+    metrics = [
+        keras.metrics.BinaryAccuracy(name="accuracy"),
+        keras.metrics.Precision(name="precision"),
+        keras.metrics.Recall(name="recall"),
+        keras.metrics.AUC(name="auc"),
+    ]
+    result = fit(
+        model,
+        (ds.windows[train], y[train], weights),
+        (ds.windows[val], y[val]),
+        ccfg.training,
+        classifier_loss(ccfg),
+        metrics,
+        "classifier",
+        expected_initial_loss(ccfg.loss, y[train], ccfg.focal_gamma),
+        run_dir / "history_classifier.csv",
+        log,
+    )
+    return model, result.summary() | {"parameters": model.count_params()}
+
+
+def train_counter(
+    cfg: MLConfig, ds: Dataset, lists: np.ndarray, run_dir: Path, log: Log
+) -> tuple[Any, dict[str, Any]]:
+    import keras
+
+    from ccframe.ml.models import build_counter
+
+    train, val = ds.split == TRAIN, ds.split == VALIDATION
+    n_true = ds.n_clusters.astype(np.float32)
+    scale = float(n_true[train].mean()) or 1.0
+    model = build_counter(cfg.counter, lists.shape[1], scale)
+    scaled = keras.Model(model.inputs, model.get_layer("scaled_count").output)
+    y = n_true / np.float32(scale)
+    result = fit(
+        scaled,
+        (lists[train], y[train], None),
+        (lists[val], y[val]),
+        cfg.counter.training,
+        cfg.counter.loss,
+        [keras.metrics.MeanAbsoluteError(name="mae_scaled")],
+        "counter",
+        expected_initial_loss(cfg.counter.loss, y[train]),
+        run_dir / "history_counter.csv",
+        log,
+    )
+    info = result.summary() | {"parameters": model.count_params(), "count_scale": scale}
+    return model, info
+
+
+def run_ml(
+    cfg: MLConfig,
+    data: DataConfig,
+    files: list[str],
+    run_dir: Path,
+    traditional: TraditionalConfig,
+    seed: int,
+    log: Log,
+) -> dict[str, Any]:
+    """Train, evaluate and save the chain; return the metrics."""
+    ds = load_dataset(cfg, data, files, run_dir, traditional, seed, log)
+    configure(cfg.device, cfg.threads, seed)
+    timing: dict[str, float] = {}
+    t0 = time.perf_counter()
+    classifier, clf_info = train_classifier(cfg, ds, run_dir, seed, log)
+    timing["classifier_training_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    unrolled = cfg.classifier.unroll
+    scores = Predictor(classifier, cfg.inference_batch, xla=unrolled)(ds.windows)
+    timing["classifier_inference_s"] = time.perf_counter() - t0
+    split = ds.candidate_split
+    y = ds.signal
+    val = split == VALIDATION
+    threshold = evaluate.choose_threshold(scores[val], y[val], cfg.classifier.threshold)
+    accept = scores > threshold
+    settings = ChainSettings(
+        candidates=cfg.dataset.candidates,
+        window=cfg.dataset.window,
+        time_list=cfg.dataset.time_list,
+        threshold=threshold,
+        sampling_ghz=ds.sampling_ghz,
+        n_samples=ds.n_samples,
+        baseline_window_ns=data.baseline_window_ns,
+    )
+    lists = time_lists(ds.position, ds.offsets, accept, settings)
+
+    t0 = time.perf_counter()
+    counter, cnt_info = train_counter(cfg, ds, lists, run_dir, log)
+    timing["counter_training_s"] = time.perf_counter() - t0
+    n_ml = Predictor(counter, max(1, cfg.inference_batch // 16))(lists)
+    del lists
+    chain = Chain(classifier, counter, settings, cfg.inference_batch)
+    chain.save(run_dir)
+
+    test = split == TEST
+    wtest = ds.split == TEST
+    momentum = ds.momentum_gev[wtest]
+    metrics: dict[str, Any] = {
+        "dataset": dataset_summary(ds),
+        "classifier": {
+            "training": clf_info,
+            "validation": evaluate.classification(scores[val], y[val], threshold),
+            "test": evaluate.classification(scores[test], y[test], threshold),
+        },
+        "peak_finding_test": evaluate.end_to_end(
+            accept[test], ds.label[test], int(ds.n_electrons[wtest].sum()), int(test.sum())
+        ),
+        "counter": {"training": cnt_info},
+        "count_test": evaluate.counting(
+            {"ml": n_ml[wtest], "traditional": ds.n_traditional[wtest].astype(np.float64)},
+            ds.n_clusters[wtest],
+            momentum,
+            cfg.momentum_bins,
+        ),
+        "traditional": {
+            "algorithm": traditional.algorithm,
+            traditional.algorithm: traditional.finder.model_dump(),
+            "clusterize": traditional.clusterize.model_dump(),
+        },
+        "timing": {k: round(v, 2) for k, v in timing.items()},
+    }
+    write_roc(run_dir / "roc_test.csv", evaluate.roc_table(scores[test], y[test]))
+    target = run_dir / cfg.output
+    write_tree(target, "predictions", prediction_chunks(ds, scores, accept, n_ml))
+    log(format_ml(metrics, target))
+    return metrics
+
+
+def dataset_summary(ds: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "waveforms": ds.n_waveforms,
+        "candidates": int(ds.label.size),
+        "sampling_ghz": ds.sampling_ghz,
+        "n_samples": ds.n_samples,
+    }
+    split = ds.candidate_split
+    for code, name in enumerate(SPLIT_NAMES):
+        sel = split == code
+        out[name] = {
+            "waveforms": int(np.count_nonzero(ds.split == code)),
+            "candidates": int(sel.sum()),
+            "signal_fraction": float(ds.signal[sel].mean()) if sel.any() else float("nan"),
+        }
+    return out
+
+
+def prediction_chunks(
+    ds: Dataset, scores: np.ndarray, accept: np.ndarray, n_ml: np.ndarray
+) -> Iterator[dict[str, Any]]:
+    """Per-waveform branches and the jagged `candidate` record, in chunks."""
+    counts = np.diff(ds.offsets)
+    for lo in range(0, ds.n_waveforms, WRITE_CHUNK):
+        hi = min(ds.n_waveforms, lo + WRITE_CHUNK)
+        a, b = ds.offsets[lo], ds.offsets[hi]
+        n = counts[lo:hi]
+        candidate = ak.zip(
+            {
+                "sample": to_jagged(ds.position[a:b], n),
+                "time_ns": to_jagged((ds.position[a:b] / ds.sampling_ghz).astype(np.float32), n),
+                "score": to_jagged(scores[a:b], n),
+                "accepted": to_jagged(accept[a:b], n),
+                "label": to_jagged(ds.label[a:b], n),
+            }
+        )
+        yield {
+            "file_index": ds.file_index[lo:hi],
+            "entry": ds.entry[lo:hi],
+            "event_id": ds.event_id[lo:hi],
+            "momentum_gev": ds.momentum_gev[lo:hi],
+            "pdg": ds.pdg[lo:hi],
+            "split": ds.split[lo:hi],
+            "n_clusters_true": ds.n_clusters[lo:hi],
+            "n_electrons_true": ds.n_electrons[lo:hi],
+            "n_clusters_ml": n_ml[lo:hi],
+            "n_clusters_traditional": ds.n_traditional[lo:hi],
+            "n_peaks": np.bincount(
+                np.repeat(np.arange(hi - lo), n)[accept[a:b]], minlength=hi - lo
+            ).astype(np.int32),
+            "candidate": candidate,
+        }
+
+
+def write_roc(path: Path, roc: dict[str, np.ndarray]) -> None:
+    rows = ["threshold,fpr,tpr"]
+    rows += [f"{t:.6g},{f:.6g},{p:.6g}" for t, f, p in zip(*roc.values(), strict=True)]
+    write_text(path, "\n".join(rows) + "\n")
+
+
+def format_ml(m: dict[str, Any], target: Path) -> str:
+    c = m["classifier"]["test"]
+    pf = m["peak_finding_test"]
+    lines = [
+        f"ml: test split ({m['dataset']['test']['waveforms']} waveforms) -> {target}",
+        f"  classifier       AUC {c['auc']:.4f}  F1 {c['f1']:.4f}  precision {c['precision']:.4f}"
+        f"  recall {c['recall']:.4f}  efficiency x purity {c['efficiency_x_purity']:.4f}"
+        f"  (threshold {c['threshold']:.3f})",
+        f"  peak finding     efficiency {pf['efficiency']:.3f} of all electrons "
+        f"(candidates reach {pf['candidate_coverage']:.3f}), purity {pf['purity']:.3f}",
+    ]
+    for name, entry in m["count_test"].items():
+        if name == "ml_gain_over_traditional":
+            continue
+        o = entry["overall"]
+        lines.append(
+            f"  count {name:<11s} mean {o['mean_pred']:.2f} vs true {o['mean_true']:.2f}: "
+            f"relative bias {o['relative_bias']:+.3f}, resolution "
+            f"{o['relative_resolution_rms']:.3f} (RMS), {o['relative_resolution_core']:.3f} (core)"
+        )
+    gain = m["count_test"].get("ml_gain_over_traditional")
+    if gain:
+        lines.append(
+            f"  ML resolution gain over traditional: {gain['relative_resolution_rms']:+.1%} (RMS), "
+            f"{gain['relative_resolution_core']:+.1%} (core)"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,172 @@
+"""Fitting a Keras model with the training discipline of issue 4: the initial loss checked
+against its expected value, per-epoch history (with F1 and efficiency x purity for a
+classifier) written as CSV, a clear stop on a NaN loss, early stopping on the validation
+loss with the best weights restored."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from ccframe.errors import CcframeError
+from ccframe.io.atomic import write_text
+from ccframe.ml.config import TrainingConfig
+from ccframe.ml.models import optimizer
+
+Log = Callable[[str], None]
+INITIAL_LOSS_SAMPLES = 20_000
+
+
+class TrainingError(CcframeError):
+    """Training diverged (NaN or infinite loss)."""
+
+
+@dataclass
+class FitResult:
+    history: list[dict[str, float]]
+    best_epoch: int
+    initial_loss: float
+    expected_initial_loss: float
+    wall_s: float
+    epochs_run: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        best = self.history[self.best_epoch - 1]
+        return {
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "best": best,
+            "initial_loss": self.initial_loss,
+            "expected_initial_loss": self.expected_initial_loss,
+            "wall_s": round(self.wall_s, 2),
+            **self.extra,
+        }
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Adds F1 and efficiency x purity (from precision and recall) to the epoch logs, keeps
+    every epoch's row, prints one line per epoch and stops on a non-finite loss."""
+
+    def __init__(self, name: str, log: Log) -> None:
+        super().__init__()
+        self.name, self.log = name, log
+        self.rows: list[dict[str, float]] = []
+        self.nan_epoch: int | None = None
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs if logs is not None else {}
+        for prefix in ("", "val_"):
+            p, r = logs.get(prefix + "precision"), logs.get(prefix + "recall")
+            if p is not None and r is not None:
+                logs[prefix + "f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
+                logs[prefix + "efficiency_x_purity"] = p * r
+        row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["epoch_s"] = round(time.perf_counter() - self._t0, 3)
+        self.rows.append(row)
+        shown = [k for k in ("loss", "val_loss", "val_auc", "val_f1") if k in logs]
+        self.log(
+            f"  {self.name} epoch {epoch + 1:3d}: "
+            + "  ".join(f"{k} {logs[k]:.4f}" for k in shown)
+            + f"  ({row['epoch_s']:.1f} s)"
+        )
+        if not all(math.isfinite(logs[k]) for k in ("loss", "val_loss") if k in logs):
+            self.nan_epoch = epoch + 1
+            self.model.stop_training = True
+
+
+def expected_initial_loss(loss: str, y: np.ndarray, focal_gamma: float = 2.0) -> float:
+    """The loss of an untrained model: a classifier outputs ~0.5 (BCE -ln 0.5, focal
+    0.5^gamma * ln 2, MSE 0.25, MAE 0.5); a regressor outputs ~0 (mean y^2 or mean |y|)."""
+    y = np.asarray(y, dtype=np.float64)
+    table = {
+        "binary_crossentropy": math.log(2.0),
+        "focal": 0.5**focal_gamma * math.log(2.0),
+    }
+    if loss in table:
+        return table[loss]
+    if y.size and set(np.unique(y)) <= {0.0, 1.0}:
+        return 0.25 if loss == "mse" else 0.5
+    return float(np.mean(y**2)) if loss == "mse" else float(np.mean(np.abs(y)))
+
+
+def fit(
+    model: keras.Model,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    validation: tuple[np.ndarray, np.ndarray],
+    cfg: TrainingConfig,
+    loss: Any,
+    metrics: list[Any],
+    name: str,
+    expected_loss: float,
+    history_path: Path,
+    log: Log,
+) -> FitResult:
+    """Compile and fit `model` on (x, y, sample weights); write the history CSV.
+
+    Raises `TrainingError` when the loss becomes NaN or infinite."""
+    x, y, w = train
+    model.compile(optimizer=optimizer(cfg.optimizer), loss=loss, metrics=metrics)
+    n0 = min(len(x), INITIAL_LOSS_SAMPLES)
+    initial = model.evaluate(
+        x[:n0],
+        y[:n0],
+        sample_weight=None if w is None else w[:n0],
+        batch_size=cfg.batch_size,
+        verbose=0,
+        return_dict=True,
+    )["loss"]
+    log(
+        f"  {name}: {model.count_params():,} parameters, {len(x):,} training and "
+        f"{len(validation[0]):,} validation samples; initial loss {initial:.4f} "
+        f"(expected {expected_loss:.4f})"
+    )
+    epoch_log = EpochLog(name, log)
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=cfg.patience, restore_best_weights=True
+    )
+    t0 = time.perf_counter()
+    model.fit(
+        x,
+        y,
+        sample_weight=w,
+        validation_data=validation,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=[epoch_log, stopper],
+    )
+    wall = time.perf_counter() - t0
+    write_history(history_path, epoch_log.rows)
+    if epoch_log.nan_epoch is not None:
+        raise TrainingError(
+            f"{name}: the loss became NaN or infinite in epoch {epoch_log.nan_epoch} (history "
+            f"in {history_path}); lower the learning rate, set clipnorm, or check the inputs"
+        )
+    val_loss = [row["val_loss"] for row in epoch_log.rows]
+    best = int(np.argmin(val_loss)) + 1
+    return FitResult(epoch_log.rows, best, float(initial), expected_loss, wall, len(val_loss))
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    out = io.StringIO()
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    writer = csv.DictWriter(out, fieldnames=names)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, out.getvalue())
