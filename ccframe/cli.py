@@ -193,6 +193,52 @@ def inspect(
     click.echo(inspect_file(file, data))
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="ROOT file to write."
+)
+@click.option(
+    "--steering",
+    type=click.Path(dir_okay=False),
+    help="Read the inputs with this steering file's data: mapping (default: the run's).",
+)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=8192,
+    show_default=True,
+    help="Windows per classifier call.",
+)
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+def infer(
+    run_dir: str,
+    inputs: tuple[str, ...],
+    output: str,
+    steering: str | None,
+    overrides: tuple[str, ...],
+    batch: int,
+    force: bool,
+) -> None:
+    """Apply the chain trained in RUN_DIR to INPUTS (ROOT files); write per-waveform cluster
+    counts and per-candidate scores to OUTPUT."""
+    from pathlib import Path
+
+    from ccframe.io.reader import expand_files
+    from ccframe.ml.infer import infer as run_infer
+    from ccframe.ml.infer import run_data
+
+    run = Path(run_dir)
+    source = steering or str(run / "steering.yaml")
+    if steering is None and not Path(source).is_file():
+        raise click.BadParameter(f"{run_dir}: not a ccframe run folder (no steering.yaml)")
+    data = run_data(_load(source, overrides))
+    files = expand_files(list(inputs))
+    run_infer(run, files, Path(output), data, batch, force, _echo)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     try:

@@ -67,7 +67,7 @@ class Predictor:
     one padded), so it is traced once; faster than `model.predict` on CPU."""
 
     def __init__(self, model: Any, batch: int, xla: bool = False) -> None:
-        import tensorflow as tf
+        from ccframe.ml.runtime import tf
 
         self.model, self.batch = model, batch
         self._call = tf.function(lambda x: model(x, training=False), jit_compile=xla)
@@ -141,7 +141,7 @@ class Chain:
                 f"{meta_path}: chain schema {schema!r}, this ccframe reads schema {CHAIN_SCHEMA}; "
                 "retrain with this version"
             )
-        import keras
+        from ccframe.ml.runtime import keras
 
         models = []
         for name in (CLASSIFIER_FILE, COUNTER_FILE):

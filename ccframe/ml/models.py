@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
-from keras import layers
-
 from ccframe.ml.config import ClassifierConfig, CounterConfig, OptimizerConfig
+from ccframe.ml.runtime import keras
+
+layers = keras.layers
 
 
 def _regularizer(cfg: ClassifierConfig | CounterConfig) -> Any:

@@ -1,12 +1,50 @@
-"""TensorFlow set-up: quiet logs, device, threads and seeds, before the first TF op."""
+"""TensorFlow set-up: a quiet import (`tf`, `keras` from here), device, threads and seeds
+before the first TF op."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from ccframe.errors import SteeringError
 
 _configured: tuple[str, int] | None = None
+
+
+@contextlib.contextmanager
+def _stderr_to_devnull() -> Iterator[None]:
+    """Silence file descriptor 2 (C++ code writes there directly) for the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _import_quietly() -> tuple[Any, Any]:
+    """TensorFlow and Keras, imported without the banners that TF's C++ start-up prints
+    before its log level applies (oneDNN notice, absl warning); import errors still raise.
+    TF's own logging stays at level 3 (errors surface as Python exceptions) unless
+    TF_CPP_MIN_LOG_LEVEL is set."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        import keras as k
+        import tensorflow as t
+    else:
+        with _stderr_to_devnull():
+            import keras as k
+            import tensorflow as t
+    return t, k
+
+
+tf, keras = _import_quietly()
 
 
 def configure(device: str = "cpu", threads: int = 0, seed: int | None = None) -> Any:
@@ -16,7 +54,6 @@ def configure(device: str = "cpu", threads: int = 0, seed: int | None = None) ->
     inter-op thread pools. With a seed, Python, NumPy and TF are seeded and TF ops are
     deterministic, so a CPU run repeats exactly."""
     global _configured
-    import tensorflow as tf
 
     if _configured is None:
         gpus = tf.config.list_physical_devices("GPU")
@@ -33,7 +70,5 @@ def configure(device: str = "cpu", threads: int = 0, seed: int | None = None) ->
         tf.config.experimental.enable_op_determinism()
         _configured = (device, threads)
     if seed is not None:
-        import keras
-
         keras.utils.set_random_seed(seed % 2**32)
     return tf

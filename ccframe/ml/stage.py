@@ -83,9 +83,8 @@ def training_samples(
 def train_classifier(
     cfg: MLConfig, ds: Dataset, run_dir: Path, seed: int, log: Log
 ) -> tuple[Any, dict[str, Any]]:
-    import keras
-
     from ccframe.ml.models import build_classifier, classifier_loss
+    from ccframe.ml.runtime import keras
 
     ccfg = cfg.classifier
     split = ds.candidate_split
@@ -119,15 +118,14 @@ def train_classifier(
 def train_counter(
     cfg: MLConfig, ds: Dataset, lists: np.ndarray, run_dir: Path, log: Log
 ) -> tuple[Any, dict[str, Any]]:
-    import keras
-
     from ccframe.ml.models import build_counter
+    from ccframe.ml.runtime import keras
 
     train, val = ds.split == TRAIN, ds.split == VALIDATION
     n_true = ds.n_clusters.astype(np.float32)
     scale = float(n_true[train].mean()) or 1.0
     model = build_counter(cfg.counter, lists.shape[1], scale)
-    scaled = keras.Model(model.inputs, model.get_layer("scaled_count").output)
+    scaled = keras.Model(model.input, model.get_layer("scaled_count").output)
     y = n_true / np.float32(scale)
     result = fit(
         scaled,

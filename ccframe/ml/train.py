@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from ccframe.errors import CcframeError
 from ccframe.io.atomic import write_text
 from ccframe.ml.config import TrainingConfig
 from ccframe.ml.models import optimizer
+from ccframe.ml.runtime import keras
 
 Log = Callable[[str], None]
 INITIAL_LOSS_SAMPLES = 20_000
@@ -75,7 +75,7 @@ class EpochLog(keras.callbacks.Callback):
                 logs[prefix + "f1"] = 2 * p * r / (p + r) if p + r > 0 else 0.0
                 logs[prefix + "efficiency_x_purity"] = p * r
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
-        row["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["learning_rate"] = float(self.model.optimizer.learning_rate.numpy())
         row["epoch_s"] = round(time.perf_counter() - self._t0, 3)
         self.rows.append(row)
         shown = [k for k in ("loss", "val_loss", "val_auc", "val_f1") if k in logs]
