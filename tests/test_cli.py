@@ -57,7 +57,9 @@ def test_version_through_console_script(tmp_path):
         assert proc.stdout.strip() == f"ccframe, version {__version__}"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["simulate"], ["inspect"], ["validate"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["simulate"], ["inspect"], ["validate"], ["infer"]]
+)
 def test_help_is_lazy(tmp_path, command):
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "ccframe", *command, "--help"],
@@ -70,7 +72,8 @@ def test_help_is_lazy(tmp_path, command):
     assert proc.stdout.startswith("Usage: ccframe")
     if not command:
         assert re.search(
-            r"Commands:\n\s+inspect.*\n\s+run.*\n\s+simulate.*\n\s+validate", proc.stdout
+            r"Commands:\n\s+infer.*\n\s+inspect.*\n\s+run.*\n\s+simulate.*\n\s+validate",
+            proc.stdout,
         )
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
     top_level = {name.split(".")[0] for name in imported}
@@ -95,7 +98,7 @@ def test_validate_through_console_script(tmp_path):
     resolved, _, verdict = proc.stdout.rstrip("\n").rpartition("\n")
     assert verdict == (
         f"{quickstart}: valid (schema 1, name 'quickstart', "
-        "stages: simulate, read, tune, traditional, output runs/quickstart)"
+        "stages: simulate, read, tune, traditional, ml, output runs/quickstart)"
     )
     (tmp_path / "resolved.yaml").write_text(resolved + "\n")
     assert load_steering(tmp_path / "resolved.yaml") == load_steering(quickstart)

@@ -17,11 +17,10 @@ from ccframe.errors import InputError
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.ml import evaluate
-from ccframe.ml.config import ClassifierConfig, CounterConfig, DatasetConfig, MLConfig
+from ccframe.ml.config import ClassifierConfig, CounterConfig, DatasetConfig
 from ccframe.ml.dataset import TEST, TRAIN, VALIDATION, Dataset, build, split_waveforms
 from ccframe.ml.stage import training_samples
 from ccframe.reco.config import TraditionalConfig
-from ccframe.steering.loader import load_steering
 
 TINY_ML = {
     "classifier": {
@@ -300,23 +299,44 @@ def test_infer_refuses_other_sampling_rates_and_missing_models(trained, tmp_path
     assert not (tmp_path / "x.root").exists()
 
 
-def test_second_run_reuses_the_cached_dataset(trained, tmp_path, capsys):
-    steering = load_steering(trained / "steering.yaml")
-    assert isinstance(steering.ml, MLConfig)
+def test_second_run_reuses_the_cached_dataset_and_repeats_exactly(trained, tmp_path, capsys):
     path = tmp_path / "again.yaml"
     raw = yaml.safe_load((trained / "steering.yaml").read_text())
     raw.pop("simulate")
     raw["name"] = "again"
+    raw["output"] = str(tmp_path / "again")
     raw["data"]["files"] = [str(trained / "sim.root")]
     raw["data"]["tree"] = "sim"
     raw["ml"]["dataset"]["cache_dir"] = str(tmp_path / "cache")
     path.write_text(yaml.safe_dump(raw))
     assert run_cli("run", str(path)) == 0
     assert "dataset from cache" not in capsys.readouterr().err
+    first = uproot.open(tmp_path / "again" / "predictions.root")["predictions"].arrays()
     assert run_cli("run", str(path), "--force") == 0
     assert "dataset from cache" in capsys.readouterr().err
+    second = uproot.open(tmp_path / "again" / "predictions.root")["predictions"].arrays()
+    # same seed, same data, CPU: the same models to the last bit
+    assert np.array_equal(first["n_clusters_ml"].to_numpy(), second["n_clusters_ml"].to_numpy())
+    want = uproot.open(trained / "predictions.root")["predictions"].arrays()
+    assert np.array_equal(first["n_clusters_ml"].to_numpy(), want["n_clusters_ml"].to_numpy())
 
 
-def test_shipped_quickstart_declares_the_ml_stage():
-    steering = load_steering(REPO / "steering" / "quickstart.yaml")
-    assert steering.ml is not None and steering.tune is not None
+def test_shipped_quickstart_runs_small(tmp_path, capsys):
+    tiny = [
+        "simulate.n_waveforms=400",
+        "tune.max_events=200",
+        "tune.n1=[4.0, 5.0]",
+        "ml.classifier.lstm_units=4",
+        "ml.classifier.dense=[8]",
+        "ml.classifier.dropout=[0.0]",
+        "ml.classifier.training.epochs=1",
+        "ml.counter.filters=[4]",
+        "ml.counter.training.epochs=1",
+        f"output={tmp_path / 'qs'}",
+    ]
+    args = [a for item in tiny for a in ("--set", item)]
+    code = run_cli("run", str(REPO / "steering" / "quickstart.yaml"), *args)
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "qs" / "metrics.json").read_text())
+    assert {"traditional", "ml"} <= set(metrics)
+    assert (tmp_path / "qs" / "predictions.root").is_file()
