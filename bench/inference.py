@@ -25,7 +25,6 @@ from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.jagged import flat
 from ccframe.kernels.windows import slice_windows
 from ccframe.ml.chain import ChainSettings, Predictor, time_lists
-from ccframe.ml.infer import run_data
 from ccframe.ml.models import build_classifier, build_counter
 from ccframe.ml.runtime import configure
 from ccframe.simulate.stage import simulate_to_root
@@ -59,7 +58,7 @@ def main() -> None:
         path = Path(tmp) / "sim.root"
         sim = steering.simulate.model_copy(update={"n_waveforms": args.n})
         simulate_to_root(sim, steering.seed, path)
-        data = run_data(steering)
+        data = steering.input_data
         stages = dict.fromkeys(["read", "candidates", "windows", "lstm", "time list", "cnn"], 0.0)
         score = Predictor(classifier, args.batch, xla=ml.classifier.unroll)
         count = Predictor(counter, max(1, args.batch // 16))

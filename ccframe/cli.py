@@ -228,13 +228,12 @@ def infer(
 
     from ccframe.io.reader import expand_files
     from ccframe.ml.infer import infer as run_infer
-    from ccframe.ml.infer import run_data
 
     run = Path(run_dir)
     source = steering or str(run / "steering.yaml")
     if steering is None and not Path(source).is_file():
         raise click.BadParameter(f"{run_dir}: not a ccframe run folder (no steering.yaml)")
-    data = run_data(_load(source, overrides))
+    data = _load(source, overrides).input_data
     files = expand_files(list(inputs))
     run_infer(run, files, Path(output), data, batch, force, _echo)
 

@@ -16,7 +16,6 @@ from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
 from ccframe.kernels.jagged import to_jagged
 from ccframe.ml.chain import Chain
-from ccframe.steering.schema import Steering
 
 Log = Callable[[str], None]
 TRUTH_COLUMNS = {
@@ -26,13 +25,6 @@ TRUTH_COLUMNS = {
     "n_clusters": "n_clusters_true",
     "n_electrons": "n_electrons_true",
 }
-
-
-def run_data(steering: Steering) -> DataConfig:
-    """The `data:` mapping a run read its input with (a simulated input's tree included)."""
-    if steering.simulate is not None and not steering.data.files:
-        return steering.data.model_copy(update={"tree": steering.simulate.tree})
-    return steering.data
 
 
 def chunks(chain: Chain, batches: Iterator[Any], files: list[str]) -> Iterator[dict[str, Any]]:

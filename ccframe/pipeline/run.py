@@ -47,9 +47,7 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
             )
             if not files:
                 files = [str(target)]
-        data = steering.data
-        if steering.simulate is not None and not steering.data.files:
-            data = data.model_copy(update={"tree": steering.simulate.tree})
+        data = steering.input_data
         t0 = time.perf_counter()
         summary = describe(iter_batches(data, files))
         summary["read_s"] = round(time.perf_counter() - t0, 3)

@@ -38,5 +38,13 @@ class Steering(Section):
         return self
 
     @property
+    def input_data(self) -> DataConfig:
+        """The `data:` mapping the input is read with; a simulated input is read from the
+        simulate section's tree."""
+        if self.simulate is not None and not self.data.files:
+            return self.data.model_copy(update={"tree": self.simulate.tree})
+        return self.data
+
+    @property
     def output_dir(self) -> str:
         return self.output.replace("{name}", self.name)
