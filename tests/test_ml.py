@@ -296,6 +296,9 @@ def test_infer_refuses_other_sampling_rates_and_missing_models(trained, tmp_path
     (other / "chain.json").write_text(json.dumps(chain))
     assert run_cli("infer", str(other), sim, "-o", out) == 2
     assert "chain schema 99" in capsys.readouterr().err
+    (other / "chain.json").write_text(json.dumps({"schema": 1, "threshold": 0.5}))
+    assert run_cli("infer", str(other), sim, "-o", out) == 2
+    assert "incomplete or invalid chain settings" in capsys.readouterr().err
     assert not (tmp_path / "x.root").exists()
 
 
@@ -319,6 +322,11 @@ def test_second_run_reuses_the_cached_dataset_and_repeats_exactly(trained, tmp_p
     assert np.array_equal(first["n_clusters_ml"].to_numpy(), second["n_clusters_ml"].to_numpy())
     want = uproot.open(trained / "predictions.root")["predictions"].arrays()
     assert np.array_equal(first["n_clusters_ml"].to_numpy(), want["n_clusters_ml"].to_numpy())
+    # a damaged cache is rebuilt, not trusted
+    (cached,) = (tmp_path / "cache").glob("ml-dataset-*.npz")
+    cached.write_bytes(cached.read_bytes()[:1000])
+    assert run_cli("run", str(path), "--force") == 0
+    assert "ignoring unreadable cache" in capsys.readouterr().err
 
 
 def test_shipped_quickstart_runs_small(tmp_path, capsys):

@@ -149,7 +149,11 @@ class Chain:
                 models.append(keras.models.load_model(folder / name, compile=False))
             except Exception as exc:  # missing, truncated or foreign files
                 raise InputError(f"{folder / name}: cannot load the model ({exc})") from None
-        return cls(models[0], models[1], ChainSettings.from_json(meta), batch)
+        try:
+            settings = ChainSettings.from_json(meta)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{meta_path}: incomplete or invalid chain settings ({exc})") from None
+        return cls(models[0], models[1], settings, batch)
 
     def check(self, batch: WaveformBatch) -> None:
         s = self.settings

@@ -80,7 +80,7 @@ class Dataset:
 
     @classmethod
     def load(cls, path: Path) -> Dataset:
-        with np.load(path) as npz:
+        with open(path, "rb") as fh, np.load(fh) as npz:
             values: dict[str, Any] = {f.name: npz[f.name] for f in fields(cls)}
         values["files"] = [str(f) for f in values["files"]]
         values["sampling_ghz"] = float(values["sampling_ghz"])

@@ -5,6 +5,7 @@ write the models, histories, metrics and predictions.root into the run folder.""
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,12 @@ def load_dataset(
         key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed)
         cache = run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}.npz"
         if cache.is_file():
-            dataset = Dataset.load(cache)
-            log(f"ml: dataset from cache {cache}")
-            return dataset
+            try:
+                dataset = Dataset.load(cache)
+                log(f"ml: dataset from cache {cache}")
+                return dataset
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                log(f"ml: ignoring unreadable cache {cache} ({exc}); rebuilding it")
     t0 = time.perf_counter()
     dataset = build(iter_batches(data, files), dcfg, traditional, seed)
     log(
