@@ -238,6 +238,33 @@ def infer(
     run_infer(run, files, Path(output), data, batch, force, _echo)
 
 
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(["png", "pdf", "svg"]),
+    default=("png", "pdf"),
+    show_default=True,
+    help="File formats (repeatable); png is always written for the report.",
+)
+@click.option(
+    "--events",
+    type=click.IntRange(min=0, max=100),
+    default=2,
+    show_default=True,
+    help="Event displays of test waveforms.",
+)
+def plot(run_dir: str, formats: tuple[str, ...], events: int) -> None:
+    """Make every plot a run's outputs allow (RUN_DIR/plots) and RUN_DIR/report.html."""
+    from pathlib import Path
+
+    from ccframe.plots.report import make_plots
+
+    make_plots(Path(run_dir), tuple(dict.fromkeys(["png", *formats])), events, _echo)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     try:

@@ -16,6 +16,7 @@ os.environ.setdefault(
 )
 
 import pytest
+import yaml
 from hypothesis import settings
 
 # No example database (failing examples are not replayed across runs), no deadline (the first
@@ -56,3 +57,51 @@ def steering_file(tmp_path: Path) -> Path:
     # A JSON string is a valid YAML scalar, whatever characters the tmp path holds.
     path.write_text(MINIMAL_STEERING.format(output=json.dumps(str(tmp_path / "run"))))
     return path
+
+
+TINY_ML = {
+    "classifier": {
+        "lstm_units": 4,
+        "dense": [8],
+        "dropout": [0.0],
+        "training": {"epochs": 2, "batch_size": 256},
+    },
+    "counter": {
+        "filters": [4],
+        "pool_size": 8,
+        "dense": [8],
+        "dropout": [0.0],
+        "training": {"epochs": 2, "batch_size": 32},
+    },
+}
+
+
+def tiny_steering(tmp_path: Path, name: str = "tinyml", n: int = 300, traditional=None, **ml):
+    """A steering file with tiny ML models (ml keys override TINY_ML's sections)."""
+    steering = {
+        "schema_version": 1,
+        "name": name,
+        "seed": 3,
+        "output": str(tmp_path / "{name}"),
+        "simulate": {"n_waveforms": n, "chunk_size": 256},
+        "ml": {**TINY_ML, **ml},
+    }
+    if traditional is not None:
+        steering["traditional"] = traditional
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(steering))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of one tiny end-to-end run: simulate 300 pions, DERIV + clusterization, the
+    ML chain with tiny models."""
+    from ccframe.cli import main
+
+    tmp = tmp_path_factory.mktemp("ml")
+    path = tiny_steering(tmp, traditional={})
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(path)])
+    assert info.value.code == 0
+    return tmp / "tinyml"

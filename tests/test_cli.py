@@ -58,7 +58,7 @@ def test_version_through_console_script(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["run"], ["simulate"], ["inspect"], ["validate"], ["infer"]]
+    "command", [[], ["run"], ["simulate"], ["inspect"], ["validate"], ["infer"], ["plot"]]
 )
 def test_help_is_lazy(tmp_path, command):
     proc = subprocess.run(
@@ -72,7 +72,7 @@ def test_help_is_lazy(tmp_path, command):
     assert proc.stdout.startswith("Usage: ccframe")
     if not command:
         assert re.search(
-            r"Commands:\n\s+infer.*\n\s+inspect.*\n\s+run.*\n\s+simulate.*\n\s+validate",
+            r"Commands:\n\s+infer.*\n\s+inspect.*\n\s+plot.*\n\s+run.*\n\s+simulate.*\n\s+validate",
             proc.stdout,
         )
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
@@ -98,7 +98,7 @@ def test_validate_through_console_script(tmp_path):
     resolved, _, verdict = proc.stdout.rstrip("\n").rpartition("\n")
     assert verdict == (
         f"{quickstart}: valid (schema 1, name 'quickstart', "
-        "stages: simulate, read, tune, traditional, ml, output runs/quickstart)"
+        "stages: simulate, read, tune, traditional, ml, plots, output runs/quickstart)"
     )
     (tmp_path / "resolved.yaml").write_text(resolved + "\n")
     assert load_steering(tmp_path / "resolved.yaml") == load_steering(quickstart)

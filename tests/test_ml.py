@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
-from conftest import REPO
+from conftest import REPO, tiny_steering
 
 from ccframe.cli import main
 from ccframe.errors import InputError
@@ -22,52 +22,11 @@ from ccframe.ml.dataset import TEST, TRAIN, VALIDATION, Dataset, build, split_wa
 from ccframe.ml.stage import training_samples
 from ccframe.reco.config import TraditionalConfig
 
-TINY_ML = {
-    "classifier": {
-        "lstm_units": 4,
-        "dense": [8],
-        "dropout": [0.0],
-        "training": {"epochs": 2, "batch_size": 256},
-    },
-    "counter": {
-        "filters": [4],
-        "pool_size": 8,
-        "dense": [8],
-        "dropout": [0.0],
-        "training": {"epochs": 2, "batch_size": 32},
-    },
-}
-
 
 def run_cli(*args):
     with pytest.raises(SystemExit) as info:
         main(list(args))
     return info.value.code
-
-
-def tiny_steering(tmp_path, name="tinyml", n=300, **ml):
-    steering = {
-        "schema_version": 1,
-        "name": name,
-        "seed": 3,
-        "output": str(tmp_path / "{name}"),
-        "simulate": {"n_waveforms": n, "chunk_size": 256},
-        "ml": {**TINY_ML, **ml},
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(steering))
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """One tiny end-to-end run: (run folder, stderr)."""
-    tmp = tmp_path_factory.mktemp("ml")
-    path = tiny_steering(tmp)
-    with pytest.raises(SystemExit) as info:
-        main(["run", str(path)])
-    assert info.value.code == 0
-    return tmp / "tinyml"
 
 
 def small_dataset(sim_file, **cfg):

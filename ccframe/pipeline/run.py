@@ -23,7 +23,7 @@ def stages(steering: Steering) -> list[str]:
     """Names of the stages this steering file runs, in order."""
     names = ["simulate"] if steering.simulate is not None else []
     names.append("read")
-    names += [n for n in ("tune", "traditional", "ml") if getattr(steering, n) is not None]
+    names += [n for n in ("tune", "traditional", "ml", "plots") if getattr(steering, n) is not None]
     return names
 
 
@@ -69,6 +69,11 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
                 steering.ml, data, files, run_dir.path, traditional, steering.seed, log
             )
             write_json(run_dir.path / "metrics.json", metrics)
+        if steering.plots is not None:
+            from ccframe.plots.report import make_plots
+
+            formats = tuple(dict.fromkeys(["png", *steering.plots.formats]))
+            make_plots(run_dir.path, formats, steering.plots.event_displays, log)
     except BaseException as exc:
         run_dir.finish("failed", error=str(exc) or type(exc).__name__)
         raise

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from ccframe.io.config import DataConfig
 from ccframe.ml.config import MLConfig
+from ccframe.plots.config import PlotsConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.simulate.config import SimulateConfig
 from ccframe.steering.base import Section
@@ -27,6 +28,7 @@ class Steering(Section):
     tune: TuneConfig | None = None
     traditional: TraditionalConfig | None = None
     ml: MLConfig | None = None
+    plots: PlotsConfig | None = None
 
     @model_validator(mode="after")
     def _has_input(self) -> Steering:

@@ -1,0 +1,1 @@
+"""HEP-style plots of a run and its HTML report."""

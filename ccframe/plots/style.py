@@ -1,0 +1,56 @@
+"""HEP plot style (mplhep), the experiment label and atomic figure saving."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display needed, none opened
+
+import matplotlib.pyplot as plt
+import mplhep as hep
+
+from ccframe.io.atomic import atomic_path
+
+COLORS = {"ml": "#3f90da", "traditional": "#e76300", "truth": "#333333", "noise": "#bd1f01"}
+
+
+def use_style() -> None:
+    """mplhep's ROOT-like style."""
+    hep.style.use("ROOT")
+
+
+def axes(ax: Any = None, figsize: tuple[float, float] = (8.0, 6.5)) -> Any:
+    """The given axes, or the axes of a new figure."""
+    if ax is not None:
+        return ax
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def experiment_label(ax: Any, simulation: bool = True, rlabel: str = "") -> Any:
+    """'ccframe Simulation' (or 'Data') at the top left, `rlabel` at the top right."""
+    return hep.label.exp_label(
+        exp="ccframe",
+        data=not simulation,
+        text="" if simulation else "Data",
+        com=None,
+        rlabel=rlabel,
+        loc=0,
+        ax=ax,
+        fontsize=16,
+    )
+
+
+def save(fig: Any, folder: Path, name: str, formats: tuple[str, ...]) -> list[Path]:
+    """Write `fig` as folder/name.<format> for each format, atomically; close it."""
+    paths = []
+    for fmt in formats:
+        target = folder / f"{name}.{fmt}"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, format=fmt, bbox_inches="tight", dpi=110)
+        paths.append(target)
+    plt.close(fig)
+    return paths
