@@ -54,36 +54,18 @@ TRUTH_BRANCHES = (
 
 
 @pytest.fixture(scope="module")
-def predictions(tmp_path_factory):
-    """A tiny end-to-end ML run (300 waveforms, tiny models) and `ccframe infer` on its input
+def predictions(trained, tmp_path_factory):
+    """The tiny end-to-end ML run (conftest `trained`) and `ccframe infer` on its input
     without truth: (run folder, predictions.root, infer output)."""
-    import yaml
-    from test_ml import TINY_ML
-
     from ccframe.cli import main
 
-    tmp = tmp_path_factory.mktemp("macros_ml")
-    steering = {
-        "schema_version": 1,
-        "name": "tinymacros",
-        "seed": 3,
-        "output": str(tmp / "{name}"),
-        "simulate": {"n_waveforms": 300, "chunk_size": 256},
-        "ml": TINY_ML,
-    }
-    path = tmp / "tinymacros.yaml"
-    path.write_text(yaml.safe_dump(steering))
-    run = tmp / "tinymacros"
-    with pytest.raises(SystemExit) as info:
-        main(["run", str(path)])
-    assert info.value.code == 0
-    inferred = tmp / "infer.root"
+    inferred = tmp_path_factory.mktemp("macros_ml") / "infer.root"
     with pytest.raises(SystemExit) as info:
         main(
             [
                 "infer",
-                str(run),
-                str(run / "sim.root"),
+                str(trained),
+                str(trained / "sim.root"),
                 "-o",
                 str(inferred),
                 "--set",
@@ -91,7 +73,7 @@ def predictions(tmp_path_factory):
             ]
         )
     assert info.value.code == 0
-    return run, run / "predictions.root", inferred
+    return trained, trained / "predictions.root", inferred
 
 
 def parse_summary(stdout: str) -> dict[str, float]:
