@@ -26,10 +26,11 @@ def _validated(model: Any, values: dict[str, Any]) -> Any:
         return model.model_validate(values)
     except ValidationError as exc:
         err = exc.errors()[0]
+        message = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:
+            raise click.UsageError(message) from None
         option = "--" + "-".join(str(p) for p in err["loc"]).replace("_", "-")
-        raise click.BadParameter(
-            err["msg"].removeprefix("Value error, "), param_hint=option
-        ) from None
+        raise click.BadParameter(message, param_hint=option) from None
 
 
 def _load(steering: str, overrides: tuple[str, ...]) -> Any:
@@ -263,6 +264,40 @@ def plot(run_dir: str, formats: tuple[str, ...], events: int) -> None:
     from ccframe.plots.report import make_plots
 
     make_plots(Path(run_dir), tuple(dict.fromkeys(["png", *formats])), events, _echo)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--noise", "noise", multiple=True, type=float, help="Noise RMS factor (repeatable).")
+@click.option("--gain", "gain", multiple=True, type=float, help="Gain factor (repeatable).")
+@click.option("--jitter-ns", "jitter", multiple=True, type=float, help="Time jitter sigma, ns.")
+@click.option("--max-events", type=click.IntRange(min=1), help="Test waveforms used.")
+def robustness(
+    run_dir: str,
+    noise: tuple[float, ...],
+    gain: tuple[float, ...],
+    jitter: tuple[float, ...],
+    max_events: int | None,
+) -> None:
+    """Apply the chain trained in RUN_DIR to its test waveforms smeared in noise, gain and
+    time jitter; write robustness.json/.csv next to the traditional algorithm's metrics
+    (`ccframe plot` then draws them). Defaults: the run's robustness: section, else built-in."""
+    from pathlib import Path
+
+    from ccframe.ml.config import RobustnessConfig
+    from ccframe.ml.robustness import run_robustness
+
+    run = Path(run_dir)
+    if not (run / "steering.yaml").is_file():
+        raise click.BadParameter(f"{run_dir}: not a ccframe run folder (no steering.yaml)")
+    base = _load(str(run / "steering.yaml"), ()).robustness or RobustnessConfig()
+    values: dict[str, Any] = base.model_dump()
+    for key, given in (("noise_factors", noise), ("gain_factors", gain), ("jitter_ns", jitter)):
+        if given:
+            values[key] = list(given)
+    if max_events is not None:
+        values["max_events"] = max_events
+    run_robustness(run, _validated(RobustnessConfig, values), _echo)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -171,3 +171,33 @@ class MLConfig(_MLSection):
     """Momentum bins of the metrics versus momentum."""
     output: str = "predictions.root"
     """Per-waveform and per-peak predictions, in the run folder."""
+
+
+class RobustnessConfig(_MLSection):
+    """Smearings applied one at a time to the run's test-split waveforms: extra noise (total
+    RMS = factor x the measured one, white Gaussian added); lower gas gain at fixed
+    electronics noise (baseline-subtracted waveform x factor, then white noise added back to
+    the original RMS: signal-to-noise x factor); time jitter (each waveform shifted by a
+    Gaussian number of ns rounded to samples, circularly, so the quiet end of the window
+    wraps to its start; the truth's times move with it)."""
+
+    noise_factors: list[float] = Field(default=[1.0, 1.25, 1.5, 2.0], min_length=1)
+    """Total noise RMS as a multiple of the input's (>= 1)."""
+    gain_factors: list[float] = Field(default=[0.5, 0.7, 0.85, 1.0], min_length=1)
+    """Gas gain relative to the input's, in (0, 1] (noise cannot be taken out of a waveform)."""
+    jitter_ns: list[float] = Field(default=[0.0, 1.0, 2.0, 5.0], min_length=1)
+    """Gaussian sigma of the per-waveform time shift, in ns (>= 0)."""
+    max_events: PositiveInt = 3000
+    """Test-split waveforms used."""
+    seed: int = Field(7, ge=0)
+    """Seed of the smearing."""
+
+    @model_validator(mode="after")
+    def _physical(self) -> RobustnessConfig:
+        if any(v < 1 for v in self.noise_factors):
+            raise ValueError("noise_factors must be >= 1 (noise is only added)")
+        if any(not 0 < v <= 1 for v in self.gain_factors):
+            raise ValueError("gain_factors must be in (0, 1]")
+        if any(v < 0 for v in self.jitter_ns):
+            raise ValueError("jitter_ns values must be >= 0")
+        return self

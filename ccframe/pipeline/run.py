@@ -23,7 +23,11 @@ def stages(steering: Steering) -> list[str]:
     """Names of the stages this steering file runs, in order."""
     names = ["simulate"] if steering.simulate is not None else []
     names.append("read")
-    names += [n for n in ("tune", "traditional", "ml", "plots") if getattr(steering, n) is not None]
+    names += [
+        n
+        for n in ("tune", "traditional", "ml", "robustness", "plots")
+        if getattr(steering, n) is not None
+    ]
     return names
 
 
@@ -69,6 +73,10 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
                 steering.ml, data, files, run_dir.path, traditional, steering.seed, log
             )
             write_json(run_dir.path / "metrics.json", metrics)
+        if steering.robustness is not None:
+            from ccframe.ml.robustness import run_robustness
+
+            run_robustness(run_dir.path, steering.robustness, log)
         if steering.plots is not None:
             from ccframe.plots.report import make_plots
 

@@ -119,3 +119,12 @@ class RunDir:
     def finish(self, status: str, **extra: Any) -> None:
         self._record.update(status=status, wall_s=round(time.time() - self._started, 3), **extra)
         write_json(self.path / STATUS_FILE, self._record)
+
+
+def input_files(run_dir: Path, steering: Steering) -> list[str]:
+    """The files a run read, in order: data.files, or the simulated sample in the run folder."""
+    from ccframe.io.reader import expand_files
+
+    if steering.simulate is not None and not steering.data.files:
+        return [str(run_dir / steering.simulate.output)]
+    return expand_files(steering.data.files)

@@ -275,3 +275,35 @@ def event_display(
     ax.legend(loc="upper right", ncol=3, fontsize=12)
     experiment_label(ax, rlabel=title)
     return artists
+
+
+SMEARING_LABELS = {
+    "noise": "noise RMS / nominal",
+    "gain": "gain / nominal",
+    "jitter_ns": "time jitter $\\sigma$ [ns]",
+}
+
+
+def robustness_plot(
+    rows: list[dict[str, Any]], kind: str, quantity: str, ax: Any = None
+) -> list[Any]:
+    """A count metric of the ML chain and the traditional algorithm versus one smearing."""
+    ax = axes(ax)
+    sel = [r for r in rows if r["smearing"] == kind]
+    x = np.array([r["value"] for r in sel])
+    artists = []
+    for name, marker in (("ml", "o-"), ("traditional", "s--")):
+        y = np.array([r[name].get(quantity, np.nan) for r in sel])
+        # statistical error of a width from n waveforms: sigma / sqrt(2 n)
+        n = np.array([max(r[name].get("waveforms", 0), 1) for r in sel])
+        yerr = y / np.sqrt(2 * n) if quantity.startswith("relative_resolution") else None
+        artists.append(
+            ax.errorbar(x, y, yerr=yerr, fmt=marker, color=COLORS[name], label=name, capsize=3)
+        )
+    if quantity == "relative_bias":
+        ax.axhline(0, color="grey", lw=1)
+    ax.set_xlabel(SMEARING_LABELS.get(kind, kind))
+    ax.set_ylabel(QUANTITY_LABELS.get(quantity, quantity))
+    ax.legend(loc="best")
+    experiment_label(ax, rlabel="test split, smeared")
+    return artists

@@ -19,7 +19,8 @@ import uproot
 
 from ccframe.errors import InputError
 from ccframe.io.atomic import write_text
-from ccframe.io.reader import expand_files, iter_batches
+from ccframe.io.reader import iter_batches
+from ccframe.pipeline.rundir import input_files
 from ccframe.plots import figures
 from ccframe.plots.style import axes, save, use_style
 from ccframe.steering.loader import load_steering
@@ -126,13 +127,19 @@ class Plotter:
                     partial(figures.versus_momentum_plot, vs, quantity),
                 )
 
+    def robustness(self, rows: list[dict[str, Any]]) -> None:
+        for kind in dict.fromkeys(r["smearing"] for r in rows):
+            for quantity in ("relative_resolution_core", "relative_bias"):
+                self.add(
+                    f"robustness_{kind}_{quantity}",
+                    f"{quantity.replace('_', ' ')} versus {kind} smearing (ML, traditional)",
+                    partial(figures.robustness_plot, rows, kind, quantity),
+                )
+
     def event(self, pred: ak.Array, row: int) -> None:
         steering = load_steering(self.run_dir / "steering.yaml")
         data = steering.input_data
-        if steering.simulate is not None and not steering.data.files:
-            files = [str(self.run_dir / steering.simulate.output)]
-        else:
-            files = expand_files(steering.data.files)
+        files = input_files(self.run_dir, steering)
         file = files[int(pred["file_index"][row])]
         entry = int(pred["entry"][row])
         limited = data.model_copy(update={"max_events": entry + 1})
@@ -207,6 +214,8 @@ def make_plots(
         vs = {"traditional": metrics["traditional"].get("count_vs_momentum", [])}
         counts = {"traditional": ak.to_numpy(trad["n_clusters_reco"]).astype(float)}
         p.counts(ak.to_numpy(trad["n_clusters_true"]), counts, vs)
+    if (run_dir / "robustness.json").is_file():
+        p.robustness(json.loads((run_dir / "robustness.json").read_text()))
     if not p.plots:
         raise InputError(f"{run_dir}: nothing to plot (no histories, predictions or counts yet)")
     write_report(run_dir, p.plots, metrics)

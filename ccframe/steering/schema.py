@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ccframe.io.config import DataConfig
-from ccframe.ml.config import MLConfig
+from ccframe.ml.config import MLConfig, RobustnessConfig
 from ccframe.plots.config import PlotsConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.simulate.config import SimulateConfig
@@ -28,6 +28,7 @@ class Steering(Section):
     tune: TuneConfig | None = None
     traditional: TraditionalConfig | None = None
     ml: MLConfig | None = None
+    robustness: RobustnessConfig | None = None
     plots: PlotsConfig | None = None
 
     @model_validator(mode="after")
