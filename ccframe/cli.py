@@ -300,6 +300,37 @@ def robustness(
     run_robustness(run, _validated(RobustnessConfig, values), _echo)
 
 
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to write."
+)
+@click.option("--chain", type=click.Path(file_okay=False), help="Run folder of a trained chain.")
+@click.option(
+    "--max-events", type=click.IntRange(min=1), default=5000, show_default=True,
+    help="Waveforms read per input.",
+)  # fmt: skip
+@click.option(
+    "--format", "formats", multiple=True, type=click.Choice(["png", "pdf", "svg"]),
+    default=("png", "pdf"), show_default=True, help="File formats (repeatable).",
+)  # fmt: skip
+def compare(
+    inputs: tuple[str, ...],
+    output: str,
+    chain: str | None,
+    max_events: int,
+    formats: tuple[str, ...],
+) -> None:
+    """Overlay two or more INPUTS (steering files: their name labels the input, their data:
+    mapping or simulate: section gives the waveforms), normalised, with ratio panels."""
+    from pathlib import Path
+
+    from ccframe.compare.compare import compare as run_compare
+
+    steerings = [_load(path, ()) for path in inputs]
+    run_compare(steerings, Path(output), max_events, Path(chain) if chain else None, formats, _echo)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     try:

@@ -1,0 +1,1 @@
+"""Overlays of several inputs (simulation, beam-test data) with ratio panels."""
