@@ -331,6 +331,23 @@ def compare(
     run_compare(steerings, Path(output), max_events, Path(chain) if chain else None, formats, _echo)
 
 
+@cli.command()
+@click.argument("steering", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--force", is_flag=True, help="Replace an existing run folder of the same name.")
+@click.pass_obj
+def pid(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool) -> None:
+    """Run a STEERING file with a pid: section (its training, tuning and the track scan):
+    separation power versus momentum for the truth, DERIV, D2 and the ML chain."""
+    from ccframe.errors import SteeringError
+    from ccframe.pipeline.run import run as run_pipeline
+
+    config = _load(steering, overrides)
+    if config.pid is None:
+        raise SteeringError(f"{steering}: no pid: section (see steering/pid_scan.yaml)")
+    run_pipeline(config, argv=["ccframe", *argv], force=force, log=_echo)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     try:

@@ -83,7 +83,7 @@ def test_help_is_lazy(tmp_path, command):
     assert proc.stdout.startswith("Usage: ccframe")
     if not command:
         assert re.search(
-            r"Commands:\n\s+compare.*\n\s+infer.*\n\s+inspect.*\n\s+plot.*\n\s+robustness.*\n\s+run.*\n\s+simulate.*\n\s+validate",
+            r"Commands:\n\s+compare.*\n\s+infer.*\n\s+inspect.*\n\s+pid.*\n\s+plot.*\n\s+robustness.*\n\s+run.*\n\s+simulate.*\n\s+validate",
             proc.stdout,
         )
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}

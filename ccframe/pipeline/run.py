@@ -25,7 +25,7 @@ def stages(steering: Steering) -> list[str]:
     names.append("read")
     names += [
         n
-        for n in ("tune", "traditional", "ml", "robustness", "plots")
+        for n in ("tune", "traditional", "ml", "robustness", "pid", "plots")
         if getattr(steering, n) is not None
     ]
     return names
@@ -77,6 +77,15 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
             from ccframe.ml.robustness import run_robustness
 
             run_robustness(run_dir.path, steering.robustness, log)
+        if steering.pid is not None:
+            from ccframe.pid.stage import run_pid
+
+            chain = None
+            if steering.ml is not None:
+                from ccframe.ml.chain import Chain
+
+                chain = Chain.load(run_dir.path, steering.ml.inference_batch)
+            run_pid(steering, steering.pid, run_dir.path, traditional, chain, log)
         if steering.plots is not None:
             from ccframe.plots.report import make_plots
 

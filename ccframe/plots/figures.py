@@ -307,3 +307,35 @@ def robustness_plot(
     ax.legend(loc="best")
     experiment_label(ax, rlabel="test split, smeared")
     return artists
+
+
+METHOD_STYLE = {
+    "truth": ("truth count", COLORS["truth"], "s"),
+    "deriv": ("DERIV + clusterization", COLORS["traditional"], "v"),
+    "d2": ("D2 + clusterization", "#a96b59", "^"),
+    "ml": ("ML (LSTM + CNN)", COLORS["ml"], "o"),
+}
+
+
+def separation_plot(rows: list[dict[str, Any]], pair: str, ax: Any = None) -> list[Any]:
+    """Separation power versus momentum for each counting method, with bootstrap errors, and
+    the ideal Poisson curve."""
+    ax = axes(ax)
+    sel = [r for r in rows if r["pair"] == pair]
+    p = np.array([r["momentum_gev"] for r in sel])
+    artists = ax.plot(p, [r["poisson"] for r in sel], "-", color="grey", label="Poisson limit")
+    for method, (label, color, marker) in METHOD_STYLE.items():
+        if sel and method in sel[0]:
+            artists.append(
+                ax.errorbar(
+                    p, [r[method] for r in sel], yerr=[r[f"{method}_err"] for r in sel],
+                    fmt=marker, color=color, label=label, capsize=3,
+                )
+            )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("momentum [GeV/c]")
+    ax.set_ylabel(f"{pair} separation power [$\\sigma$]")
+    ax.set_ylim(bottom=0)
+    ax.legend(loc="best", fontsize=13)
+    experiment_label(ax, rlabel=f"{sel[0]['track_length_cm']:.0f} cm tracks" if sel else "")
+    return artists

@@ -214,6 +214,14 @@ def make_plots(
         vs = {"traditional": metrics["traditional"].get("count_vs_momentum", [])}
         counts = {"traditional": ak.to_numpy(trad["n_clusters_reco"]).astype(float)}
         p.counts(ak.to_numpy(trad["n_clusters_true"]), counts, vs)
+    if (run_dir / "pid.json").is_file():
+        rows = json.loads((run_dir / "pid.json").read_text())
+        for pair in dict.fromkeys(r["pair"] for r in rows):
+            p.add(
+                f"pid_{pair.replace('/', '_')}",
+                f"{pair} separation power versus momentum",
+                partial(figures.separation_plot, rows, pair),
+            )
     if (run_dir / "robustness.json").is_file():
         p.robustness(json.loads((run_dir / "robustness.json").read_text()))
     if not p.plots:

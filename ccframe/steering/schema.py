@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from ccframe.io.config import DataConfig
 from ccframe.ml.config import MLConfig, RobustnessConfig
+from ccframe.pid.config import PidConfig
 from ccframe.plots.config import PlotsConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.simulate.config import SimulateConfig
@@ -29,6 +30,7 @@ class Steering(Section):
     traditional: TraditionalConfig | None = None
     ml: MLConfig | None = None
     robustness: RobustnessConfig | None = None
+    pid: PidConfig | None = None
     plots: PlotsConfig | None = None
 
     @model_validator(mode="after")

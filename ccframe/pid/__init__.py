@@ -1,0 +1,1 @@
+"""Particle identification from cluster counting: tracks, dN/dx and separation power."""

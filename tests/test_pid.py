@@ -1,0 +1,125 @@
+"""Particle identification: separation power, its ideal Poisson value, truncation, the stage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import uproot
+import yaml
+from conftest import REPO
+from pydantic import ValidationError
+
+from ccframe.cli import main
+from ccframe.pid.config import PidConfig
+from ccframe.pid.separation import (
+    bootstrap_separation,
+    poisson_separation,
+    separation,
+    truncated_per_cm,
+)
+from ccframe.simulate.config import Ionization
+from ccframe.steering.loader import load_steering
+
+
+def run_cli(*args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    return info.value.code
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"), [(1.0, 1.2), (2.0, 5.1), (5.0, 6.7), (10.0, 6.4), (20.0, 4.8)]
+)
+def test_poisson_separation_reproduces_the_reference_table(p, expected):
+    # physics.md section 12: ideal K/pi S for L = 1.65 m
+    fit = Ionization().density_fit
+    assert poisson_separation("K", "pi", p, 165.0, fit, 1.0) == pytest.approx(expected, abs=0.1)
+
+
+def test_separation_and_bootstrap_error():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(10, 1, 4000), rng.normal(14, 1, 4000)
+    assert separation(a, b) == pytest.approx(4.0, rel=0.03)
+    s, err = bootstrap_separation(a[:100], b[:100], 300, rng)
+    # S from 100 tracks each: the error of a width ratio is about S / sqrt(2 * 100)
+    assert 0.5 * s / np.sqrt(200) < err < 2 * s / np.sqrt(200)
+    assert np.isnan(separation(np.ones(3), np.ones(3)))
+
+
+def test_truncation_keeps_the_lowest_counts_per_cm():
+    counts = np.array([10.0, 20.0, 30.0, 100.0])
+    chords = np.ones(4)
+    assert truncated_per_cm(counts, chords, 1.0) == 40.0
+    assert truncated_per_cm(counts, chords, 0.75) == 20.0
+    assert truncated_per_cm(counts, chords, 0.01) == 10.0
+
+
+def test_pairs_must_be_simulated_species():
+    with pytest.raises(ValidationError, match=r"pair \(K, p\)"):
+        PidConfig.model_validate({"pairs": [["K", "p"]]})
+    with pytest.raises(ValidationError):
+        PidConfig.model_validate({"pairs": [["K", "pi", "p"]]})
+
+
+def test_pid_stage_on_tiny_tracks(tmp_path, capsys):
+    steering = {
+        "schema_version": 1,
+        "name": "tinypid",
+        "seed": 2,
+        "output": str(tmp_path / "{name}"),
+        "simulate": {"n_waveforms": 50},
+        "pid": {"tracks": 20, "cells": 40, "momenta_gev": [2.0, 10.0], "bootstrap": 50},
+    }
+    path = tmp_path / "pid.yaml"
+    path.write_text(yaml.safe_dump(steering))
+    assert run_cli("pid", str(path)) == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "pid: 3200 waveforms = 80 tracks x 40 cells" in err
+    run = tmp_path / "tinypid"
+    rows = json.loads((run / "pid.json").read_text())
+    assert [(r["pair"], r["momentum_gev"]) for r in rows] == [("K/pi", 2.0), ("K/pi", 10.0)]
+    for r in rows:
+        # the truth count follows the ideal Poisson separation within its uncertainty
+        assert abs(r["truth"] - r["poisson"]) < 3 * r["truth_err"] + 0.3
+        assert {"deriv", "d2", "deriv_over_truth"} <= set(r) and "ml" not in r
+    tracks = uproot.open(run / "pid.root")["tracks"].arrays()
+    assert len(tracks) == 80
+    assert set(np.unique(tracks["pdg"].to_numpy())) == {211, 321}
+    sim = uproot.open(run / "pid_tracks.root")["sim"]
+    ids = sim["track_id"].array(library="np")
+    assert ids.size == 3200 and np.array_equal(ids, np.arange(3200) // 40)
+
+
+def test_pid_command_needs_a_pid_section(steering_file, capsys):
+    assert run_cli("pid", str(steering_file)) == 2
+    assert "no pid: section" in capsys.readouterr().err
+
+
+def test_shipped_pid_scan_runs_small(tmp_path, capsys):
+    steering = load_steering(REPO / "steering" / "pid_scan.yaml")
+    assert steering.pid is not None and steering.pid.pairs == [["K", "pi"]]
+    tiny = [
+        "simulate.n_waveforms=400",
+        "tune.max_events=200",
+        "tune.n1=[4.0, 5.0]",
+        "ml.classifier.lstm_units=4",
+        "ml.classifier.dense=[8]",
+        "ml.classifier.dropout=[0.0]",
+        "ml.classifier.training.epochs=1",
+        "ml.counter.filters=[4]",
+        "ml.counter.training.epochs=1",
+        "pid.tracks=6",
+        "pid.cells=20",
+        "pid.momenta_gev=[2.0, 10.0]",
+        "pid.bootstrap=20",
+        "plots.formats=[png]",
+        f"output={tmp_path / 'pid'}",
+    ]
+    args = [a for item in tiny for a in ("--set", item)]
+    assert run_cli("pid", str(REPO / "steering" / "pid_scan.yaml"), *args) == 0
+    rows = json.loads((tmp_path / "pid" / "pid.json").read_text())
+    assert {"truth", "deriv", "d2", "ml", "ml_over_truth"} <= set(rows[0])
+    assert (tmp_path / "pid" / "plots" / "pid_K_pi.png").stat().st_size > 5000
+    capsys.readouterr()
