@@ -105,3 +105,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
         main(["run", str(path)])
     assert info.value.code == 0
     return tmp / "tinyml"
+
+
+# `--set` overrides that shrink a shipped steering file (simulate, tune, ml) to a smoke run.
+TINY_OVERRIDES = (
+    "simulate.n_waveforms=400",
+    "tune.max_events=200",
+    "tune.n1=[4.0, 5.0]",
+    "ml.classifier.lstm_units=4",
+    "ml.classifier.dense=[8]",
+    "ml.classifier.dropout=[0.0]",
+    "ml.classifier.training.epochs=1",
+    "ml.counter.filters=[4]",
+    "ml.counter.training.epochs=1",
+)
+
+
+def set_args(*overrides: str) -> list[str]:
+    """`--set KEY=VALUE` pairs for the command line."""
+    return [a for item in overrides for a in ("--set", item)]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
-from conftest import REPO, tiny_steering
+from conftest import REPO, TINY_OVERRIDES, set_args, tiny_steering
 
 from ccframe.cli import main
 from ccframe.errors import InputError
@@ -289,19 +289,7 @@ def test_second_run_reuses_the_cached_dataset_and_repeats_exactly(trained, tmp_p
 
 
 def test_shipped_quickstart_runs_small(tmp_path, capsys):
-    tiny = [
-        "simulate.n_waveforms=400",
-        "tune.max_events=200",
-        "tune.n1=[4.0, 5.0]",
-        "ml.classifier.lstm_units=4",
-        "ml.classifier.dense=[8]",
-        "ml.classifier.dropout=[0.0]",
-        "ml.classifier.training.epochs=1",
-        "ml.counter.filters=[4]",
-        "ml.counter.training.epochs=1",
-        f"output={tmp_path / 'qs'}",
-    ]
-    args = [a for item in tiny for a in ("--set", item)]
+    args = set_args(*TINY_OVERRIDES, f"output={tmp_path / 'qs'}")
     code = run_cli("run", str(REPO / "steering" / "quickstart.yaml"), *args)
     assert code == 0, capsys.readouterr().err
     metrics = json.loads((tmp_path / "qs" / "metrics.json").read_text())

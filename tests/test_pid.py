@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
-from conftest import REPO
+from conftest import REPO, TINY_OVERRIDES, set_args
 from pydantic import ValidationError
 
 from ccframe.cli import main
@@ -100,24 +100,15 @@ def test_pid_command_needs_a_pid_section(steering_file, capsys):
 def test_shipped_pid_scan_runs_small(tmp_path, capsys):
     steering = load_steering(REPO / "steering" / "pid_scan.yaml")
     assert steering.pid is not None and steering.pid.pairs == [["K", "pi"]]
-    tiny = [
-        "simulate.n_waveforms=400",
-        "tune.max_events=200",
-        "tune.n1=[4.0, 5.0]",
-        "ml.classifier.lstm_units=4",
-        "ml.classifier.dense=[8]",
-        "ml.classifier.dropout=[0.0]",
-        "ml.classifier.training.epochs=1",
-        "ml.counter.filters=[4]",
-        "ml.counter.training.epochs=1",
+    args = set_args(
+        *TINY_OVERRIDES,
         "pid.tracks=6",
         "pid.cells=20",
         "pid.momenta_gev=[2.0, 10.0]",
         "pid.bootstrap=20",
         "plots.formats=[png]",
         f"output={tmp_path / 'pid'}",
-    ]
-    args = [a for item in tiny for a in ("--set", item)]
+    )
     assert run_cli("pid", str(REPO / "steering" / "pid_scan.yaml"), *args) == 0
     rows = json.loads((tmp_path / "pid" / "pid.json").read_text())
     assert {"truth", "deriv", "d2", "ml", "ml_over_truth"} <= set(rows[0])
