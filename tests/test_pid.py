@@ -113,4 +113,6 @@ def test_shipped_pid_scan_runs_small(tmp_path, capsys):
     rows = json.loads((tmp_path / "pid" / "pid.json").read_text())
     assert {"truth", "deriv", "d2", "ml", "ml_over_truth"} <= set(rows[0])
     assert (tmp_path / "pid" / "plots" / "pid_K_pi.png").stat().st_size > 5000
+    report = (tmp_path / "pid" / "report.html").read_text()
+    assert "Separation power" in report and f"{rows[0]['ml']:.2f} &plusmn;" in report
     capsys.readouterr()

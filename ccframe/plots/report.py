@@ -300,6 +300,26 @@ def _metric_tables(metrics: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _pid_table(run_dir: Path) -> str:
+    path = run_dir / "pid.json"
+    if not path.is_file():
+        return ""
+    rows = json.loads(path.read_text())
+    methods = [m for m in ("truth", "deriv", "d2", "ml") if m in rows[0]]
+    head = "".join(f"<th>{m}</th>" for m in ["pair", "p [GeV/c]", "Poisson", *methods])
+    body = ""
+    for r in rows:
+        cells = [r["pair"], f"{r['momentum_gev']:g}", f"{r['poisson']:.2f}"]
+        for m in methods:
+            frac = f" ({r[f'{m}_over_truth']:.0%})" if m != "truth" else ""
+            cells.append(f"{r[m]:.2f} &plusmn; {r[f'{m}_err']:.2f}{frac}")
+        body += "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
+    return (
+        "<h2>Separation power (fraction of the truth count's)</h2>"
+        f"<table><tr>{head}</tr>{body}</table>"
+    )
+
+
 def write_report(run_dir: Path, plots: list[Plot], metrics: dict[str, Any]) -> Path:
     """report.html with the metrics, every PNG embedded, and the resolved steering file."""
     figures_html = []
@@ -333,6 +353,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 <h1>ccframe run {name}</h1>
 {provenance}
 {_metric_tables(metrics)}
+{_pid_table(run_dir)}
 <h2>Plots</h2>
 {"".join(figures_html)}
 <h2>Resolved steering file</h2>
