@@ -265,6 +265,34 @@ def plot(run_dir: str, formats: tuple[str, ...], events: int) -> None:
     make_plots(Path(run_dir), tuple(dict.fromkeys(["png", *formats])), events, _echo)
 
 
+@cli.command()
+@click.argument("steering", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write the trials' steering files (and the condor DAG) but start nothing.",
+)
+def sweep(steering: str, overrides: tuple[str, ...], dry_run: bool) -> None:
+    """Run the sweep that the STEERING file's sweep: section describes (one run per trial in
+    OUTPUT/trials/NNNN), then collect the leaderboard."""
+    from ccframe.sweep.run import sweep as run_sweep
+
+    run_sweep(steering, overrides, dry_run, _echo)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def collect(run_dir: str) -> None:
+    """Rank a sweep's trials: RUN_DIR/leaderboard.csv, a table, the best trial in
+    RUN_DIR/best."""
+    from pathlib import Path
+
+    from ccframe.sweep.collect import collect as run_collect
+
+    run_collect(Path(run_dir), click.echo)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
     try:

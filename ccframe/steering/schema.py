@@ -12,6 +12,7 @@ from ccframe.plots.config import PlotsConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.simulate.config import SimulateConfig
 from ccframe.steering.base import Section
+from ccframe.sweep.config import SweepConfig
 
 SCHEMA_VERSION = 1
 
@@ -29,6 +30,8 @@ class Steering(Section):
     traditional: TraditionalConfig | None = None
     ml: MLConfig | None = None
     plots: PlotsConfig | None = None
+    sweep: SweepConfig | None = None
+    """Read by `ccframe sweep` only; `ccframe run` ignores it."""
 
     @model_validator(mode="after")
     def _has_input(self) -> Steering:
