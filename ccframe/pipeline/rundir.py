@@ -19,7 +19,9 @@ from ccframe.steering.schema import Steering
 
 STATUS_FILE = "run.json"
 # A folder holding only these is a sweep trial waiting to run (ccframe sweep writes them).
-TRIAL_INPUTS = frozenset({"steering.yaml", "trial.json", "trial.log", "resources.json"})
+TRIAL_INPUTS = frozenset(
+    {"steering.yaml", "trial.json", "trial.log", "resources.json", "trial.out", "trial.err"}
+)
 LIBRARIES = (
     "numpy",
     "scipy",

@@ -79,7 +79,7 @@ def run_bayes(
     sweep: SweepConfig,
     make_trial: Callable[[int, dict[str, Any]], Trial],
     existing: Callable[[int], Trial],
-    run_batch: Callable[[list[Trial]], None],
+    run_batch: Callable[[list[Trial]], object],
     batch: int,
     log: Callable[[str], None],
 ) -> list[Trial]:

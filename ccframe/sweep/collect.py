@@ -65,7 +65,7 @@ def trial_row(trial: Trial, sweep: SweepConfig) -> dict[str, Any]:
     metrics = _read_json(folder / "metrics.json")
     res = _read_json(trial.folder / "resources.json")
     row: dict[str, Any] = {"trial": f"{trial.number:04d}"}
-    row.update({k: json.dumps(v) for k, v in trial.params.items()})
+    row.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in trial.params.items()})
     row[sweep.metric] = lookup(metrics, sweep.metric)
     for name in sweep.tie_breakers:
         row[name] = lookup(metrics, name)
@@ -147,7 +147,11 @@ def collect(run_dir: Path, log: Any = print) -> dict[str, Any] | None:
     writer.writeheader()
     writer.writerows(rows)
     write_text(run_dir / "leaderboard.csv", out.getvalue())
-    short = {c: c.rsplit(".", 1)[-1] if c in params else c for c in columns}
+    tails = [p.rsplit(".", 1)[-1] for p in params]
+    short = {
+        c: c.rsplit(".", 1)[-1] if tails.count(c.rsplit(".", 1)[-1]) == 1 else c for c in params
+    }
+    short = {c: short.get(c, c) for c in columns}
     shown = [{short[c]: r.get(c) for c in columns} for r in rows]
     log(table(shown, list(short.values())))
     best = rows[0] if rows and rows[0]["rank"] == 1 else None

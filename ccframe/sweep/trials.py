@@ -116,10 +116,7 @@ def draw(param: Parameter, rng: random.Random) -> Any:
     if param.values is not None:
         return copy.deepcopy(rng.choice(param.values))
     lo, hi = float(param.min or 0), float(param.max or 0)
-    if param.log:
-        x = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    else:
-        x = rng.uniform(lo, hi)
+    x = math.exp(rng.uniform(math.log(lo), math.log(hi))) if param.log else rng.uniform(lo, hi)
     if param.is_int:
         return min(max(round(x), int(lo)), int(hi))
     return x
@@ -169,9 +166,7 @@ def write_trial(
                 else:
                     entry.unlink()
     write_text(trial.steering_file, dump_steering(steering))
-    write_json(
-        folder / TRIAL_FILE, {"number": number, "parameters": params, "seed": steering.seed}
-    )
+    write_json(folder / TRIAL_FILE, {"number": number, "parameters": params, "seed": steering.seed})
     return trial
 
 
