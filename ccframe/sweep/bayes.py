@@ -32,14 +32,16 @@ def study(run_dir: Path, name: str, sweep: SweepConfig) -> Any:
     """The sweep's study, created or loaded from RUN/optuna.db."""
     optuna = _optuna()
     storage = f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
-    sampler = optuna.samplers.TPESampler(seed=sweep.seed)
-    return optuna.create_study(
+    study_ = optuna.create_study(
         study_name=name,
         storage=storage,
-        sampler=sampler,
+        sampler=optuna.samplers.TPESampler(seed=sweep.seed),
         direction=sweep.direction,
         load_if_exists=True,
     )
+    # A resumed study must not replay the first draws: seed by the trials it already holds.
+    study_.sampler = optuna.samplers.TPESampler(seed=sweep.seed + len(study_.trials))
+    return study_
 
 
 def suggest(trial: Any, name: str, param: Parameter) -> Any:

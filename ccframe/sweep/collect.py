@@ -65,7 +65,9 @@ def trial_row(trial: Trial, sweep: SweepConfig) -> dict[str, Any]:
     metrics = _read_json(folder / "metrics.json")
     res = _read_json(trial.folder / "resources.json")
     row: dict[str, Any] = {"trial": f"{trial.number:04d}"}
-    row.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in trial.params.items()})
+    for key, value in trial.params.items():
+        plain = isinstance(value, str | int | float) and not isinstance(value, bool)
+        row[key] = value if plain else json.dumps(value)
     row[sweep.metric] = lookup(metrics, sweep.metric)
     for name in sweep.tie_breakers:
         row[name] = lookup(metrics, name)
