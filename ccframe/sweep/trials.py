@@ -15,7 +15,7 @@ from typing import Any
 
 from ccframe.errors import SteeringError, SweepError, closest
 from ccframe.io.atomic import write_json, write_text
-from ccframe.steering.loader import _model_in, dump_steering, validate
+from ccframe.steering.loader import _data_path, _model_in, dump_steering, validate
 from ccframe.steering.schema import Steering
 from ccframe.sweep.config import Parameter, SweepConfig
 
@@ -95,13 +95,21 @@ def set_path(raw: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 def check_values(base: dict[str, Any], sweep: SweepConfig) -> None:
-    """Each value (or both ends of a range) must be valid on the base steering alone."""
+    """Each value (or both ends of a range) must be a valid value of its key; checks across
+    keys (e.g. one dropout rate per dense layer) wait for the whole trial."""
+    from pydantic import ValidationError
+
     for dotted, param in sweep.parameters.items():
         tries = param.values if param.values is not None else [param.min, param.max]
         for value in tries:
             raw = copy.deepcopy(base)
             set_path(raw, dotted, value)
-            validate(raw, f"sweep.parameters.{dotted}")
+            try:
+                Steering.model_validate(raw)
+            except ValidationError as exc:
+                paths = [".".join(_data_path(e["loc"], raw)) for e in exc.errors()]
+                if any(p == dotted or p.startswith(dotted + ".") for p in paths):
+                    validate(raw, f"sweep.parameters.{dotted}")
 
 
 def grid(sweep: SweepConfig) -> list[dict[str, Any]]:
