@@ -301,6 +301,8 @@ def test_local_grid_end_to_end_with_a_failing_trial(tmp_path, capsys):
     code, _, err = cli(capsys, "sweep", path)
     assert code == 0 and "2 trial(s) already done, skipped" in err
     assert len([line for line in err.splitlines() if line.startswith("[")]) == 2
+    rows = list(csv.DictReader((run / "leaderboard.csv").read_text().splitlines()))
+    assert [r["status"] for r in rows] == ["done", "done", "failed", "failed"]
 
 
 def test_bayes_sweep_resumes_from_its_study(tmp_path, capsys):

@@ -164,7 +164,10 @@ def write_trial(
     folder = trial_folder(run_dir, number)
     trial = Trial(number, params, folder)
     steering = trial_steering(base, sweep, number, params, folder)
+    record = {"number": number, "parameters": params, "seed": steering.seed}
     if trial.status() == "done":
+        if not (folder / TRIAL_FILE).is_file():  # rerun alone with `ccframe run --force`
+            write_json(folder / TRIAL_FILE, record)
         return trial
     if folder.is_dir():
         for entry in folder.iterdir():
@@ -174,7 +177,7 @@ def write_trial(
                 else:
                     entry.unlink()
     write_text(trial.steering_file, dump_steering(steering))
-    write_json(folder / TRIAL_FILE, {"number": number, "parameters": params, "seed": steering.seed})
+    write_json(folder / TRIAL_FILE, record)
     return trial
 
 
