@@ -39,7 +39,12 @@ def template_dir() -> Path:
 
 def render(run_dir: Path, trials: list[Trial], sweep: SweepConfig) -> Path:
     """Write RUN/condor/{trial_NNNN.sub,run_trial.sh,collect.sub,sweep.dag}; return the DAG."""
-    import jinja2
+    try:
+        import jinja2
+    except ImportError:
+        raise CondorError(
+            "executor condor needs jinja2: python -m pip install jinja2 (or ccframe[sweep])"
+        ) from None
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir())),
