@@ -339,3 +339,11 @@ def test_bayes_sweep_resumes_from_its_study(tmp_path, capsys):
     assert len(params) == 4 and params[3] != params[0]  # resumed, not replayed
     rows = list(csv.DictReader((run / "leaderboard.csv").read_text().splitlines()))
     assert len(rows) == 4 and rows[0]["rank"] == "1"
+
+
+def test_a_changed_sweep_does_not_mix_with_finished_trials(tmp_path, capsys):
+    assert cli(capsys, "sweep", write_sweep(tmp_path, GRID), "--dry-run")[0] == 0
+    (tmp_path / "sw" / "trials" / "0000" / "run.json").write_text('{"status": "done"}')
+    changed = {**GRID, "parameters": {"ml.classifier.lstm_units": {"values": [5]}}}
+    line = one_line_error(*cli(capsys, "sweep", write_sweep(tmp_path, changed), "--dry-run")[::2])
+    assert "trial 0000 already ran with other parameters" in line

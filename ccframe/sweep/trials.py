@@ -168,6 +168,11 @@ def write_trial(
     if trial.status() == "done":
         if not (folder / TRIAL_FILE).is_file():  # rerun alone with `ccframe run --force`
             write_json(folder / TRIAL_FILE, record)
+        elif _recorded(folder) != json.loads(json.dumps(params)):
+            raise SweepError(
+                f"{folder}: trial {number:04d} already ran with other parameters (the sweep "
+                "changed); sweep into another folder: --set output=..."
+            )
         return trial
     if folder.is_dir():
         for entry in folder.iterdir():
@@ -179,6 +184,13 @@ def write_trial(
     write_text(trial.steering_file, dump_steering(steering))
     write_json(folder / TRIAL_FILE, record)
     return trial
+
+
+def _recorded(folder: Path) -> Any:
+    try:
+        return json.loads((folder / TRIAL_FILE).read_text()).get("parameters")
+    except (OSError, ValueError):
+        return None
 
 
 def load_trials(run_dir: Path) -> list[Trial]:
