@@ -70,6 +70,11 @@ def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
     from ccframe.steering.loader import dump_steering
 
     config = _load(steering, overrides)
+    if config.sweep is not None:  # the swept keys and values, as `ccframe sweep` checks them
+        from ccframe.sweep.trials import check_paths, check_values
+
+        check_paths(config.sweep)
+        check_values(config.model_dump(mode="json"), config.sweep)
     if show:
         click.echo(dump_steering(config), nl=False)
     click.echo(

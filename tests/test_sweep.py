@@ -98,6 +98,8 @@ def test_bad_parameters_are_one_line_errors(tmp_path, capsys, parameters, messag
     path = write_sweep(tmp_path, {"method": "grid", "parameters": parameters})
     line = one_line_error(*cli(capsys, "sweep", path, "--dry-run")[::2])
     assert message in line
+    line = one_line_error(*cli(capsys, "validate", path)[::2])
+    assert message in line
 
 
 def test_grid_needs_values_and_trials_are_validated_together(tmp_path, capsys):
