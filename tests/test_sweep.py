@@ -349,3 +349,30 @@ def test_a_changed_sweep_does_not_mix_with_finished_trials(tmp_path, capsys):
     changed = {**GRID, "parameters": {"ml.classifier.lstm_units": {"values": [5]}}}
     line = one_line_error(*cli(capsys, "sweep", write_sweep(tmp_path, changed), "--dry-run")[::2])
     assert "trial 0000 already ran with other parameters" in line
+
+
+def test_rendered_wrapper_runs_a_trial_as_a_shared_filesystem_job(tmp_path, capsys):
+    import subprocess
+
+    path = write_sweep(tmp_path, {**GRID, "executor": "condor", "transfer": "shared"})
+    assert cli(capsys, "sweep", path, "--dry-run")[0] == 0
+    run = (tmp_path / "sw").resolve()
+    folder = run / "trials" / "0000"
+    env = {**os.environ, "_CONDOR_SCRATCH_DIR": str(tmp_path)}
+    with (folder / "trial.out").open("w") as out, (folder / "trial.err").open("w") as err:
+        proc = subprocess.run(
+            ["bash", str(run / "condor" / "run_trial.sh")],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=err,
+            timeout=300,
+            check=False,
+        )
+    assert proc.returncode == 0, (folder / "trial.err").read_text()[-2000:]
+    res = json.loads((folder / "resources.json").read_text())
+    assert res["trial"] == 0 and res["status"] == "done" and res["executor"] == "condor"
+    assert res["requested"]["cpus"] == 1 and res["cpu_s"] > 0
+    code, out, _ = cli(capsys, "collect", run)
+    assert code == 0 and "0000" in out and "pending" in out
+    assert (run / "best" / "run.json").is_file()

@@ -63,7 +63,7 @@ def trial_row(trial: Trial, sweep: SweepConfig) -> dict[str, Any]:
     folder = run_folder(trial)
     status = _read_json(folder / "run.json")
     metrics = _read_json(folder / "metrics.json")
-    res = _read_json(trial.folder / "resources.json")
+    res = _read_json(trial.folder / "resources.json") or _read_json(folder / "resources.json")
     row: dict[str, Any] = {"trial": f"{trial.number:04d}"}
     for key, value in trial.params.items():
         plain = isinstance(value, str | int | float) and not isinstance(value, bool)

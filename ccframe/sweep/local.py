@@ -66,6 +66,36 @@ def last_line(path: Path) -> str:
     return ""
 
 
+def usage_record(
+    trial: int | None,
+    code: int,
+    reason: str | None,
+    wall: float,
+    usage: Any,
+    wanted: dict[str, Any],
+    executor: str,
+    command: list[str],
+) -> dict[str, Any]:
+    """resources.json: a child's wall and CPU time, cores used and peak RSS (from wait4),
+    next to the resources requested."""
+    cpu = usage.ru_utime + usage.ru_stime
+    return {
+        "trial": trial,
+        "status": "done" if code == 0 else "failed",
+        "exit_code": code,
+        "reason": reason,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "user_s": round(usage.ru_utime, 3),
+        "sys_s": round(usage.ru_stime, 3),
+        "cores_used": round(cpu / wall, 3) if wall > 0 else None,
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kB
+        "requested": wanted,
+        "executor": executor,
+        "command": command,
+    }
+
+
 def _start(trial: Trial, sweep: SweepConfig) -> _Running:
     env = dict(os.environ)
     env.update({var: str(sweep.request_cpus) for var in THREAD_VARS})
@@ -80,7 +110,6 @@ def _finish(job: _Running, status: int, usage: Any, sweep: SweepConfig) -> dict[
     job.log.close()
     code = os.waitstatus_to_exitcode(status)
     job.proc.returncode = code
-    cpu = usage.ru_utime + usage.ru_stime
     state = job.trial.status()
     ok = code == 0 and state == "done"
     if job.killed:
@@ -89,21 +118,17 @@ def _finish(job: _Running, status: int, usage: Any, sweep: SweepConfig) -> dict[
         reason = None
     else:
         reason = last_line(job.trial.folder / LOG_FILE) or f"exit code {code}"
-    record = {
-        "trial": job.trial.number,
-        "status": "done" if ok else "failed",
-        "exit_code": code,
-        "reason": reason,
-        "wall_s": round(wall, 3),
-        "cpu_s": round(cpu, 3),
-        "user_s": round(usage.ru_utime, 3),
-        "sys_s": round(usage.ru_stime, 3),
-        "cores_used": round(cpu / wall, 3) if wall > 0 else None,
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux: kB
-        "requested": requested(sweep),
-        "executor": "local",
-        "command": [str(a) for a in job.proc.args],  # type: ignore[union-attr]
-    }
+    record = usage_record(
+        job.trial.number,
+        code,
+        reason,
+        wall,
+        usage,
+        requested(sweep),
+        "local",
+        [str(a) for a in job.proc.args],  # type: ignore[union-attr]
+    )
+    record["status"] = "done" if ok else "failed"
     write_json(job.trial.folder / RESOURCES_FILE, record)
     return record
 
