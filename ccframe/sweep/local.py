@@ -30,9 +30,9 @@ THREAD_VARS = (
 Log = Callable[[str], None]
 
 
-def default_parallel(sweep: SweepConfig) -> int:
-    """Cores // threads per trial, at least 1."""
-    return max(1, (os.cpu_count() or 1) // sweep.request_cpus)
+def default_parallel(sweep: SweepConfig, threads: int | None = None) -> int:
+    """Cores // threads per trial (ml.threads, else request_cpus), at least 1."""
+    return max(1, (os.cpu_count() or 1) // (threads or sweep.request_cpus))
 
 
 def requested(sweep: SweepConfig) -> dict[str, Any]:
@@ -96,9 +96,9 @@ def usage_record(
     }
 
 
-def _start(trial: Trial, sweep: SweepConfig) -> _Running:
+def _start(trial: Trial, sweep: SweepConfig, threads: int) -> _Running:
     env = dict(os.environ)
-    env.update({var: str(sweep.request_cpus) for var in THREAD_VARS})
+    env.update({var: str(threads) for var in THREAD_VARS})
     log = (trial.folder / LOG_FILE).open("wb")
     command = [sys.executable, "-m", "ccframe", "run", str(trial.steering_file)]
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -134,7 +134,7 @@ def _finish(job: _Running, status: int, usage: Any, sweep: SweepConfig) -> dict[
 
 
 def run_local(
-    trials: list[Trial], sweep: SweepConfig, log: Log, parallel: int | None = None
+    trials: list[Trial], sweep: SweepConfig, log: Log, threads: int | None = None
 ) -> list[dict[str, Any]]:
     """Run the trials (those not done), `parallel` at a time; one line per finished trial.
     A failed trial is recorded and the others go on."""
@@ -142,7 +142,8 @@ def run_local(
     skipped = len(trials) - len(todo)
     if skipped:
         log(f"sweep: {skipped} trial(s) already done, skipped")
-    width = parallel or sweep.parallel or default_parallel(sweep)
+    threads = threads or sweep.request_cpus
+    width = sweep.parallel or default_parallel(sweep, threads)
     running: list[_Running] = []
     records: list[dict[str, Any]] = []
     total = len(todo)
@@ -150,7 +151,7 @@ def run_local(
     try:
         while queue or running:
             while queue and len(running) < width:
-                running.append(_start(queue.pop(0), sweep))
+                running.append(_start(queue.pop(0), sweep, threads))
             time.sleep(0.1)
             for job in list(running):
                 pid, status, usage = os.wait4(job.proc.pid, os.WNOHANG)

@@ -76,9 +76,14 @@ def sweep(
         return run_dir
     from ccframe.sweep.local import run_local
 
-    run_local(trials, cfg, log)
+    run_local(trials, cfg, log, _threads(steering))
     collect(run_dir, log)
     return run_dir
+
+
+def _threads(steering: Steering) -> int | None:
+    """Threads of one trial: ml.threads when the steering fixes it (else request_cpus)."""
+    return steering.ml.threads if steering.ml is not None and steering.ml.threads else None
 
 
 def _bayes(
@@ -98,8 +103,9 @@ def _bayes(
                 return trial
         raise SweepError(f"{folder}: trial was asked but never written")
 
-    batch = cfg.parallel or default_parallel(cfg)
+    threads = _threads(steering)
+    batch = cfg.parallel or default_parallel(cfg, threads)
     study_ = study(run_dir, steering.name, cfg)
-    run_bayes(study_, cfg, make, existing, lambda ts: run_local(ts, cfg, log), batch, log)
+    run_bayes(study_, cfg, make, existing, lambda ts: run_local(ts, cfg, log, threads), batch, log)
     collect(run_dir, log)
     return run_dir
