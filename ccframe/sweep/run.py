@@ -52,11 +52,14 @@ def sweep(
         f"parameter(s), executor {cfg.executor}, metric {cfg.metric} {cfg.direction})"
     )
     if cfg.method == "bayes":
-        if dry_run or cfg.executor == "condor":
+        if cfg.executor == "condor":
             raise SweepError(
-                "method bayes runs trials in batches on this machine: use executor local "
-                "without --dry-run (or method grid / random)"
+                "method bayes asks each trial after the previous ones finished, on this "
+                "machine: use executor local (or method grid / random with condor)"
             )
+        if dry_run:
+            log("sweep: dry run; bayes draws its trials as the sweep runs, none written")
+            return run_dir
         return _bayes(steering, run_dir, cfg, make, log)
     points = tr.grid(cfg) if cfg.method == "grid" else tr.random_draws(cfg)
     trials = [make(i, params) for i, params in enumerate(points)]

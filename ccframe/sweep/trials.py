@@ -146,7 +146,7 @@ def trial_steering(
     raw.pop("sweep", None)
     for dotted, value in params.items():
         set_path(raw, dotted, value)
-    raw["name"] = f"{base['name']}.{number:04d}"
+    raw["name"] = f"{str(base['name'])[:95]}.{number:04d}"
     raw["output"] = str(folder.resolve())
     if sweep.vary_seed and "seed" not in params:
         raw["seed"] = (int(base["seed"]) + number) % 2**63
