@@ -376,3 +376,12 @@ def test_rendered_wrapper_runs_a_trial_as_a_shared_filesystem_job(tmp_path, caps
     code, out, _ = cli(capsys, "collect", run)
     assert code == 0 and "0000" in out and "pending" in out
     assert (run / "best" / "run.json").is_file()
+
+
+def test_condor_templates_ship_with_the_package():
+    from ccframe.sweep.condor import TEMPLATES, template_dir
+
+    folder = template_dir()
+    assert folder.name == "templates" and folder.resolve() == (REPO / "condor").resolve()
+    assert all((folder / name).is_file() for name in TEMPLATES)
+    assert "sweep/templates/*.j2" in (REPO / "pyproject.toml").read_text()

@@ -1,9 +1,9 @@
 """The HTCondor executor: render the submit descriptions, the trial wrapper and the DAG
 (with a final `ccframe collect` node) into RUN/condor/ and submit the DAG.
 
-The Jinja2 templates live in the top-level `condor/` folder of the source tree (found
-relative to the package: a checkout or an editable install); CCFRAME_CONDOR_TEMPLATES
-names another folder."""
+The Jinja2 templates live in the top-level `condor/` folder of the source tree and ship as
+package data (`ccframe/sweep/templates`, a link to it in the checkout);
+CCFRAME_CONDOR_TEMPLATES names another folder."""
 
 from __future__ import annotations
 
@@ -25,9 +25,12 @@ TEMPLATES = ("trial.sub.j2", "run_trial.sh.j2", "collect.sub.j2", "sweep.dag.j2"
 
 
 def template_dir() -> Path:
-    """The folder with the templates (CCFRAME_CONDOR_TEMPLATES, else <source>/condor)."""
+    """The folder with the templates: CCFRAME_CONDOR_TEMPLATES, else the package's
+    templates, else the checkout's condor/ folder."""
     env = os.environ.get("CCFRAME_CONDOR_TEMPLATES")
-    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "condor"
+    packaged = Path(__file__).parent / "templates"
+    checkout = Path(__file__).resolve().parents[2] / "condor"
+    folder = Path(env) if env else packaged if packaged.is_dir() else checkout
     missing = [t for t in TEMPLATES if not (folder / t).is_file()]
     if missing:
         raise CondorError(
