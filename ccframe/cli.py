@@ -71,6 +71,11 @@ def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
     from ccframe.steering.loader import dump_steering
 
     config = _load(steering, overrides)
+    if config.sweep is not None:  # the swept keys and values, as `ccframe sweep` checks them
+        from ccframe.sweep.trials import check_paths, check_values
+
+        check_paths(config.sweep)
+        check_values(config.model_dump(mode="json"), config.sweep)
     if show:
         click.echo(dump_steering(config), nl=False)
     click.echo(
@@ -346,6 +351,34 @@ def pid(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool)
     if config.pid is None:
         raise SteeringError(f"{steering}: no pid: section (see steering/pid_scan.yaml)")
     run_pipeline(config, argv=["ccframe", *argv], force=force, log=_echo)
+
+
+@cli.command()
+@click.argument("steering", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Write the trials' steering files (and the condor DAG) but start nothing.",
+)
+def sweep(steering: str, overrides: tuple[str, ...], dry_run: bool) -> None:
+    """Run the sweep that the STEERING file's sweep: section describes (one run per trial in
+    OUTPUT/trials/NNNN), then collect the leaderboard."""
+    from ccframe.sweep.run import sweep as run_sweep
+
+    run_sweep(steering, overrides, dry_run, _echo)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def collect(run_dir: str) -> None:
+    """Rank a sweep's trials: RUN_DIR/leaderboard.csv, a table, the best trial in
+    RUN_DIR/best."""
+    from pathlib import Path
+
+    from ccframe.sweep.collect import collect as run_collect
+
+    run_collect(Path(run_dir), click.echo)
 
 
 def main(args: list[str] | None = None) -> None:

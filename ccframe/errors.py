@@ -24,6 +24,14 @@ class OutputError(CcframeError):
     """An output cannot be written, or would overwrite a finished result."""
 
 
+class SweepError(CcframeError):
+    """A sweep cannot be set up, run or collected."""
+
+
+class CondorError(SweepError):
+    """HTCondor is not available, or refused the sweep's DAG."""
+
+
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """A ' (did you mean ...?)' hint naming the closest candidates, or ''."""
     matches = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)

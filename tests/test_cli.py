@@ -19,7 +19,7 @@ from ccframe.cli import main
 from ccframe.steering.loader import load_steering
 
 # Imported only by the commands that need them (ccframe/cli.py), never by --help.
-HEAVY = ("tensorflow", "keras", "numba", "uproot", "awkward")
+HEAVY = ("tensorflow", "keras", "numba", "uproot", "awkward", "optuna", "htcondor2", "jinja2")
 
 
 def cli(capsys, *args):
@@ -69,6 +69,9 @@ def test_version_through_console_script(tmp_path):
         ["plot"],
         ["robustness"],
         ["compare"],
+        ["pid"],
+        ["sweep"],
+        ["collect"],
     ],
 )
 def test_help_is_lazy(tmp_path, command):
@@ -83,7 +86,8 @@ def test_help_is_lazy(tmp_path, command):
     assert proc.stdout.startswith("Usage: ccframe")
     if not command:
         assert re.search(
-            r"Commands:\n\s+compare.*\n\s+infer.*\n\s+inspect.*\n\s+pid.*\n\s+plot.*\n\s+robustness.*\n\s+run.*\n\s+simulate.*\n\s+validate",
+            r"Commands:\n\s+collect.*\n\s+compare.*\n\s+infer.*\n\s+inspect.*\n\s+pid.*"
+            r"\n\s+plot.*\n\s+robustness.*\n\s+run.*\n\s+simulate.*\n\s+sweep.*\n\s+validate",
             proc.stdout,
         )
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}

@@ -18,6 +18,10 @@ from ccframe.steering.loader import dump_steering
 from ccframe.steering.schema import Steering
 
 STATUS_FILE = "run.json"
+# A folder holding only these is a sweep trial waiting to run (ccframe sweep writes them).
+TRIAL_INPUTS = frozenset(
+    {"steering.yaml", "trial.json", "trial.log", "resources.json", "trial.out", "trial.err"}
+)
 LIBRARIES = (
     "numpy",
     "scipy",
@@ -81,7 +85,7 @@ class RunDir:
     def prepare(self, steering: Steering, argv: list[str], force: bool = False) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise OutputError(f"{self.path}: output exists and is not a folder")
-        if self.path.is_dir() and any(self.path.iterdir()):
+        if self.path.is_dir() and not {p.name for p in self.path.iterdir()} <= TRIAL_INPUTS:
             previous = self.status()
             state = previous.get("status", "unknown") if previous else "unknown contents"
             if not force:

@@ -13,6 +13,7 @@ from ccframe.plots.config import PlotsConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.simulate.config import SimulateConfig
 from ccframe.steering.base import Section
+from ccframe.sweep.config import SweepConfig
 
 SCHEMA_VERSION = 1
 
@@ -32,6 +33,8 @@ class Steering(Section):
     robustness: RobustnessConfig | None = None
     pid: PidConfig | None = None
     plots: PlotsConfig | None = None
+    sweep: SweepConfig | None = None
+    """Read by `ccframe sweep` only; `ccframe run` ignores it."""
 
     @model_validator(mode="after")
     def _has_input(self) -> Steering:
