@@ -290,6 +290,9 @@ def test_local_grid_end_to_end_with_a_failing_trial(tmp_path, capsys):
     assert (run / "best" / "metrics.json").is_file() and (
         run / "best" / "classifier.keras"
     ).is_file()
+    plots = {p.stem for p in (run / "plots").glob("*.png")}
+    assert "sweep_f1_vs_ml-classifier-lstm_units" in plots
+    assert "sweep_f1_vs_data-files" in plots  # categorical values on an even axis
     for trial in ("0000", "0001"):
         res = json.loads((run / "trials" / trial / "resources.json").read_text())
         assert res["wall_s"] > 0 and res["cpu_s"] > 0 and res["peak_rss_mb"] > 50

@@ -339,3 +339,26 @@ def separation_plot(rows: list[dict[str, Any]], pair: str, ax: Any = None) -> li
     ax.legend(loc="best", fontsize=13)
     experiment_label(ax, rlabel=f"{sel[0]['track_length_cm']:.0f} cm tracks" if sel else "")
     return artists
+
+
+def sweep_plot(
+    values: list[Any], metric: list[float | None], parameter: str, name: str, ax: Any = None
+) -> list[Any]:
+    """A sweep metric against one swept parameter, one point per finished trial (categories,
+    e.g. optimizers or topologies, on an evenly spaced axis)."""
+    ax = axes(ax)
+    keep = [(v, m) for v, m in zip(values, metric, strict=True) if m is not None]
+    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v, _ in keep)
+    if numeric:
+        x = [float(v) for v, _ in keep]
+    else:
+        labels = list(dict.fromkeys(str(v) for v, _ in keep))
+        x = [float(labels.index(str(v))) for v, _ in keep]
+        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right", fontsize=11)
+        ax.minorticks_off()
+    artists = ax.plot(x, [m for _, m in keep], "o", color=COLORS["ml"], ms=7)
+    ax.margins(x=0.15)
+    ax.set_xlabel(parameter)
+    ax.set_ylabel(name)
+    experiment_label(ax, rlabel=f"{len(keep)} trials")
+    return artists

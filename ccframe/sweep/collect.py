@@ -132,6 +132,33 @@ def copy_best(run_dir: Path, source: Path) -> Path:
     return target
 
 
+def plot_sweep(
+    run_dir: Path, rows: list[dict[str, Any]], params: list[str], metrics: list[str]
+) -> list[Path]:
+    """RUN/plots/sweep_<metric>_vs_<parameter>.png for every metric and swept parameter."""
+    from functools import partial
+
+    from ccframe.plots import figures
+    from ccframe.plots.style import axes, save, use_style
+
+    done = [r for r in rows if r["status"] == "done"]
+    if not done:
+        return []
+    use_style()
+    written = []
+    for metric in metrics:
+        for param in params:
+            draw = partial(
+                figures.sweep_plot, [r[param] for r in done], [r[metric] for r in done],
+                param.rsplit(".", 1)[-1], metric.rsplit(".", 2)[-1],
+            )  # fmt: skip
+            ax = axes()
+            draw(ax)
+            name = f"sweep_{metric.rsplit('.', 1)[-1]}_vs_{param.replace('.', '-')}"
+            written += save(ax.figure, run_dir / "plots", name, ("png",))
+    return written
+
+
 def collect(run_dir: Path, log: Any = print) -> dict[str, Any] | None:
     """Write RUN/leaderboard.csv, log the table, copy the best trial to RUN/best; return
     the best row (None when no trial finished with the metric)."""
@@ -156,6 +183,7 @@ def collect(run_dir: Path, log: Any = print) -> dict[str, Any] | None:
     short = {c: short.get(c, c) for c in columns}
     shown = [{short[c]: r.get(c) for c in columns} for r in rows]
     log(table(shown, list(short.values())))
+    plot_sweep(run_dir, rows, params, [sweep.metric, *sweep.tie_breakers])
     best = rows[0] if rows and rows[0]["rank"] == 1 else None
     if best is None:
         log(f"collect: no trial finished with {sweep.metric}; {run_dir / BEST_DIR} not written")
