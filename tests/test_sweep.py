@@ -8,6 +8,7 @@ import json
 import os
 
 import pytest
+import uproot
 import yaml
 from conftest import REPO, SAMPLES, TINY_ML
 
@@ -174,7 +175,10 @@ def test_random_draws_are_seeded_and_in_range(tmp_path, capsys):
         assert 1e-4 <= params["ml.classifier.training.optimizer.learning_rate"] <= 1e-2
 
 
-@pytest.mark.parametrize(("example", "n_trials"), [("lstm_sweep", 27), ("cnn_sweep", 12)])
+@pytest.mark.parametrize(
+    ("example", "n_trials"),
+    [("lstm_sweep", 27), ("cnn_sweep", 12), ("simulate_fanout", 4), ("infer_fanout", 4)],
+)
 def test_shipped_examples_dry_run(tmp_path, capsys, example, n_trials):
     path = REPO / "steering" / f"{example}.yaml"
     code, _, err = cli(capsys, "sweep", path, "--dry-run", "--set", f"output={tmp_path / 'x'}")
@@ -388,3 +392,30 @@ def test_condor_templates_ship_with_the_package():
     assert folder.name == "templates" and folder.resolve() == (REPO / "condor").resolve()
     assert all((folder / name).is_file() for name in TEMPLATES)
     assert "sweep/templates/*.j2" in (REPO / "pyproject.toml").read_text()
+
+
+def test_infer_fans_out_over_files(trained, tmp_path, capsys):
+    sim = str(trained / "sim.root")
+    other = tmp_path / "other.root"
+    other.write_bytes((trained / "sim.root").read_bytes())
+    steering = {
+        "schema_version": 1,
+        "name": "fan",
+        "output": str(tmp_path / "fan"),
+        "data": {"files": [sim]},
+        "infer": {"chain": str(trained), "batch": 1024},
+        "sweep": {
+            "method": "grid",
+            "parameters": {"data.files": {"values": [[sim], [str(other)]]}},
+            "parallel": 2,
+        },
+    }
+    path = tmp_path / "fan.yaml"
+    path.write_text(yaml.safe_dump(steering))
+    code, _, err = cli(capsys, "sweep", path)
+    assert code == 0, err
+    for trial in ("0000", "0001"):
+        tree = uproot.open(tmp_path / "fan" / "trials" / trial / "inferred.root")["predictions"]
+        assert tree.num_entries == 300 and "n_clusters_ml" in tree
+        res = json.loads((tmp_path / "fan" / "trials" / trial / "resources.json").read_text())
+        assert res["status"] == "done"

@@ -201,3 +201,15 @@ class RobustnessConfig(_MLSection):
         if any(v < 0 for v in self.jitter_ns):
             raise ValueError("jitter_ns values must be >= 0")
         return self
+
+
+class InferConfig(_MLSection):
+    """Apply a trained chain (another run's folder) to this steering file's data: files, so
+    that a sweep over `data.files` fans inference out, one job per file or group."""
+
+    chain: str
+    """Run folder of the trained chain (relative to the working directory)."""
+    output: str = "inferred.root"
+    """Output file in the run folder (tree `predictions`, as `ccframe infer` writes)."""
+    batch: PositiveInt = 8192
+    """Windows per classifier call."""

@@ -25,7 +25,7 @@ def stages(steering: Steering) -> list[str]:
     names.append("read")
     names += [
         n
-        for n in ("tune", "traditional", "ml", "robustness", "pid", "plots")
+        for n in ("tune", "traditional", "ml", "infer", "robustness", "pid", "plots")
         if getattr(steering, n) is not None
     ]
     return names
@@ -73,6 +73,14 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
                 steering.ml, data, files, run_dir.path, traditional, steering.seed, log
             )
             write_json(run_dir.path / "metrics.json", metrics)
+        if steering.infer is not None:
+            from ccframe.ml.infer import infer
+
+            cfg = steering.infer
+            results["infer"] = infer(
+                Path(cfg.chain), files, run_dir.path / cfg.output, data, cfg.batch, False, log
+            )
+            write_json(run_dir.path / "summary.json", results)
         if steering.robustness is not None:
             from ccframe.ml.robustness import run_robustness
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ccframe.io.config import DataConfig
-from ccframe.ml.config import MLConfig, RobustnessConfig
+from ccframe.ml.config import InferConfig, MLConfig, RobustnessConfig
 from ccframe.pid.config import PidConfig
 from ccframe.plots.config import PlotsConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
@@ -30,6 +30,7 @@ class Steering(Section):
     tune: TuneConfig | None = None
     traditional: TraditionalConfig | None = None
     ml: MLConfig | None = None
+    infer: InferConfig | None = None
     robustness: RobustnessConfig | None = None
     pid: PidConfig | None = None
     plots: PlotsConfig | None = None
