@@ -389,7 +389,10 @@ def main(args: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see {exc.ctx.command_path} --help)"
+        _echo(f"ccframe: error: {exc.format_message()}{hint}")
         sys.exit(exc.exit_code)
     except click.Abort:
         _echo("ccframe: aborted")

@@ -65,8 +65,22 @@ def test_wrong_type(tmp_path):
 
 
 def test_no_silent_coercion(tmp_path):
-    message = error_of(tmp_path, BASE + "  n_waveforms: '10'\n")  # a string, not a number
+    text = BASE.replace("n_waveforms: 10", "n_waveforms: '10'")  # a string, not a number
+    message = error_of(tmp_path, text)
     assert "simulate.n_waveforms" in message and "valid integer" in message
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    message = error_of(tmp_path, BASE + "  n_waveforms: 20\n")
+    assert message.endswith(
+        "s.yaml:5: key 'simulate.n_waveforms' is given twice (first on line 4); keep one"
+    )
+
+
+def test_a_bare_stage_runs_with_defaults_and_null_turns_it_off(tmp_path):
+    steering = load_steering(write(tmp_path, BASE + "tune:\ntraditional: null\n"))
+    assert steering.tune is not None and steering.tune.max_events == 2000
+    assert steering.traditional is None
 
 
 @pytest.mark.parametrize(

@@ -48,15 +48,38 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]
     except yaml.YAMLError as exc:
         raise SteeringError(f"{source}: YAML error: {exc}") from None
     lines: dict[tuple[str, ...], int] = {}
-    _record_lines(node, (), lines)
+    try:
+        _record_lines(node, (), lines)
+    except SteeringError as exc:
+        raise SteeringError(f"{source}:{exc}") from None
+    if isinstance(data, dict) and isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            # A stage written with no keys (`simulate:` alone, not `simulate: null`) runs
+            # with its defaults.
+            bare = isinstance(value, yaml.ScalarNode) and value.tag.endswith(":null")
+            field = Steering.model_fields.get(str(key.value))
+            if bare and value.value == "" and field is not None and field.default is None:
+                data[str(key.value)] = {}
     return data, lines
 
 
 def _record_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict) -> None:
+    """{key path: line}; a key given twice in one mapping is an error (YAML would keep the
+    last one silently)."""
     if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
         for key, value in node.value:
-            path = (*prefix, str(key.value))
-            out[path] = key.start_mark.line + 1
+            name = str(key.value)
+            line = key.start_mark.line + 1
+            if name in seen:
+                dotted = ".".join((*prefix, name))
+                raise SteeringError(
+                    f"{line}: key '{dotted}' is given twice (first on line {seen[name]}); "
+                    "keep one"
+                )
+            seen[name] = line
+            path = (*prefix, name)
+            out[path] = line
             _record_lines(value, path, out)
     elif isinstance(node, yaml.SequenceNode):
         for i, value in enumerate(node.value):
