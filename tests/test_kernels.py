@@ -726,3 +726,43 @@ def test_config_defaults_and_checks():
     ):
         with pytest.raises(ValidationError):
             bad()
+
+
+def suppress_ref(wave: np.ndarray, positions: list[int], radius: int) -> list[int]:
+    """A candidate stays if no other within radius is higher, nor equal and earlier."""
+    kept = []
+    for j, p in enumerate(positions):
+        rivals = [
+            (k, q) for k, q in enumerate(positions) if k != j and abs(q - p) <= radius
+        ]  # fmt: skip
+        if all(wave[q] < wave[p] or (wave[q] == wave[p] and k > j) for k, q in rivals):
+            kept.append(p)
+    return kept
+
+
+@pytest.mark.parametrize("radius", [1, 2, 4])
+def test_non_maximum_suppression_against_reference(sim, radius):
+    batch, b, r = sim
+    w = batch.waveform
+    loose = candidates.find_candidates(w, b, r, CandidateConfig())
+    cfg = CandidateConfig(min_separation_samples=radius)
+    got = candidates.find_candidates(w, b, r, cfg)
+    # candidates are never adjacent, so radius 1 keeps them all
+    n_got, n_loose = ak.sum(ak.num(got)), ak.sum(ak.num(loose))
+    assert n_got == n_loose if radius == 1 else n_got < n_loose
+    for i in range(0, len(w), 7):
+        assert got[i].to_list() == suppress_ref(w[i], loose[i].to_list(), radius)
+    # through .py_func too, and radius 0 keeps everything
+    positions, offsets = jagged.flat(loose[:20], np.int64)
+    keep = np.ones(positions.size, dtype=bool)
+    candidates._suppress.py_func(w[:20], positions, offsets, radius, keep)
+    assert positions[keep].tolist() == ak.flatten(got[:20]).to_list()
+    same = candidates.find_candidates(w, b, r, CandidateConfig(min_separation_samples=0))
+    assert ak.to_list(same) == ak.to_list(loose)
+
+
+def test_non_maximum_suppression_ties_keep_the_earlier():
+    wave = np.array([[0, 5, 0, 5, 0, 3, 0, 9, 0]], dtype=np.float32)
+    found = ak.Array([[1, 3, 5, 7]])
+    assert candidates.suppress_non_maxima(wave, found, 2).to_list() == [[1, 7]]
+    assert candidates.suppress_non_maxima(wave, found, 1).to_list() == [[1, 3, 5, 7]]

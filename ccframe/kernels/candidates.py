@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from ccframe.kernels.config import CandidateConfig
-from ccframe.kernels.jagged import scan_rows
+from ccframe.kernels.jagged import flat, scan_rows, to_jagged
 
 
 @njit(cache=True, nogil=True)
@@ -65,6 +65,38 @@ def _candidates(waves, baseline, rms, min_amp, min_curv, out, counts):
     return p
 
 
+@njit(cache=True, nogil=True)
+def _suppress(waves, positions, offsets, radius, keep):
+    """keep[j] = False where a candidate of the same row within `radius` samples has a higher
+    sample value, or an equal one earlier in the row."""
+    for i in range(offsets.size - 1):
+        row = waves[i]
+        for j in range(offsets[i], offsets[i + 1]):
+            x = row[positions[j]]
+            ok = True
+            k = j - 1
+            while ok and k >= offsets[i] and positions[j] - positions[k] <= radius:
+                ok = not (row[positions[k]] >= x)
+                k -= 1
+            k = j + 1
+            while ok and k < offsets[i + 1] and positions[k] - positions[j] <= radius:
+                ok = not (row[positions[k]] > x)
+                k += 1
+            keep[j] = ok
+
+
+def suppress_non_maxima(waves: np.ndarray, candidates: ak.Array, radius: int) -> ak.Array:
+    """The candidates that are the highest within `radius` samples of their waveform (see
+    `CandidateConfig.min_separation_samples`)."""
+    positions, offsets = flat(candidates, np.int64)
+    keep = np.ones(positions.size, dtype=np.bool_)
+    if radius > 0 and positions.size:
+        _suppress(np.ascontiguousarray(waves, dtype=np.float32), positions, offsets, radius, keep)
+    rows = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
+    counts = np.bincount(rows[keep], minlength=offsets.size - 1)
+    return to_jagged(positions[keep].astype(np.int32), counts)
+
+
 def find_candidates(
     waves: np.ndarray, baseline: np.ndarray, rms: np.ndarray, cfg: CandidateConfig
 ) -> ak.Array:
@@ -72,7 +104,7 @@ def find_candidates(
 
     `waves` (n, samples) in mV with positive pulses, `baseline` and `rms` (n,) in mV."""
     n = np.shape(waves)[-1] if np.ndim(waves) == 2 else 0
-    return scan_rows(
+    found = scan_rows(
         _candidates,
         waves,
         baseline,
@@ -80,3 +112,6 @@ def find_candidates(
         (float(cfg.min_amplitude_rms), float(cfg.min_curvature_rms)),
         per_row=n // 2 + 1,
     )
+    if cfg.min_separation_samples:
+        return suppress_non_maxima(waves, found, cfg.min_separation_samples)
+    return found

@@ -39,6 +39,10 @@ class CandidateConfig(_KernelSection):
     """A[i] must exceed this many noise RMS."""
     min_curvature_rms: float = Field(0.0, ge=0.0, le=1000.0)
     """-D2s[i] must exceed this many noise RMS; 0 keeps only the sign test (D2s < 0)."""
+    min_separation_samples: int = Field(0, ge=0, le=64)
+    """Non-maximum suppression: a candidate is dropped if another candidate of the same
+    waveform within this many samples has a higher sample value (ties: the earlier one
+    stays); 0 keeps every candidate, and so does 1 (candidates are never adjacent)."""
 
 
 class DerivConfig(_KernelSection):
