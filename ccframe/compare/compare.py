@@ -18,6 +18,7 @@ from ccframe.io.reader import expand_files, iter_batches
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.config import CandidateConfig
 from ccframe.kernels.jagged import flat
+from ccframe.ml.chain import accepted_counts
 from ccframe.steering.schema import Steering
 
 Log = Callable[[str], None]
@@ -77,23 +78,24 @@ def measure(steering: Steering, out_dir: Path, max_events: int, chain: Any, log:
     for batch in iter_batches(data, input_files(steering, out_dir, max_events, log)):
         sample.add("noise_rms_mv", batch.rms)
         sample.add("baseline_mv", batch.baseline)
-        cands = find_candidates(batch.waveforms, batch.baseline, batch.rms, cand_cfg)
-        pos, off = flat(cands, np.int64)
-        row = np.repeat(np.arange(len(batch)), np.diff(off))
-        sample.add("amplitude_mv", batch.waveforms[row, pos] - batch.baseline[row])
-        sample.add("candidates", np.diff(off))
-        sample.add("candidate_time_ns", pos / batch.sampling_ghz)
         if chain_ok:
             try:
                 chain.check(batch)
             except InputError as exc:
                 log(f"compare: '{steering.name}': no ML quantities ({exc})")
                 chain_ok = False
-                continue
+        if chain_ok:  # the chain's own candidates: the scan runs once
             out = chain.apply(batch)
-            accepted = np.bincount(row[out["accept"]], minlength=len(batch))
-            sample.add("accepted_peaks", accepted)
+            pos, off = out["position"], out["offsets"]
+            sample.add("accepted_peaks", accepted_counts(off, out["accept"]))
             sample.add("n_clusters_ml", out["n_clusters_ml"])
+        else:
+            cands = find_candidates(batch.waveforms, batch.baseline, batch.rms, cand_cfg)
+            pos, off = flat(cands, np.int64)
+        row = np.repeat(np.arange(len(batch)), np.diff(off))
+        sample.add("amplitude_mv", batch.waveforms[row, pos] - batch.baseline[row])
+        sample.add("candidates", np.diff(off))
+        sample.add("candidate_time_ns", pos / batch.sampling_ghz)
     return sample
 
 

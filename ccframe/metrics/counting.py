@@ -59,6 +59,16 @@ def count_metrics(n_pred: np.ndarray, n_true: np.ndarray) -> dict[str, Any]:
     }
 
 
+def count_summary(m: dict[str, Any]) -> str:
+    """One line of `count_metrics`: means, relative bias and both resolutions."""
+    return (
+        f"mean {m['mean_pred']:.2f} vs true {m['mean_true']:.2f}: "
+        f"relative bias {m['relative_bias']:+.3f}, "
+        f"resolution {m['relative_resolution_rms']:.3f} (RMS), "
+        f"{m['relative_resolution_core']:.3f} (core)"
+    )
+
+
 def versus(
     values: np.ndarray, edges: np.ndarray, n_pred: np.ndarray, n_true: np.ndarray
 ) -> list[dict[str, Any]]:

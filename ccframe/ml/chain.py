@@ -86,14 +86,41 @@ class Predictor:
         return out
 
 
+def accepted_counts(offsets: np.ndarray, accept: np.ndarray) -> np.ndarray:
+    """(n,) int32 accepted candidates per waveform (candidates of waveform i at
+    offsets[i]:offsets[i+1])."""
+    n = offsets.size - 1
+    row = np.repeat(np.arange(n), np.diff(offsets))
+    return np.bincount(row[accept], minlength=n).astype(np.int32)
+
+
 def accepted_times(
     position: np.ndarray, offsets: np.ndarray, accept: np.ndarray, sampling_ghz: float
 ) -> ak.Array:
     """Window times (ns) of the accepted candidates, one list per waveform."""
-    n = offsets.size - 1
-    row = np.repeat(np.arange(n), np.diff(offsets))
-    kept = np.bincount(row[accept], minlength=n)
+    kept = accepted_counts(offsets, accept)
     return to_jagged(position[accept].astype(np.float64) / sampling_ghz, kept)
+
+
+def candidate_record(
+    position: np.ndarray,
+    counts: np.ndarray,
+    sampling_ghz: float,
+    score: np.ndarray,
+    accept: np.ndarray,
+    label: np.ndarray | None = None,
+) -> ak.Array:
+    """The jagged `candidate` record of predictions trees: sample, time_ns, score, accepted
+    (and the truth label when given), `counts[i]` candidates in waveform i."""
+    fields = {
+        "sample": to_jagged(position, counts),
+        "time_ns": to_jagged((position / sampling_ghz).astype(np.float32), counts),
+        "score": to_jagged(score, counts),
+        "accepted": to_jagged(accept, counts),
+    }
+    if label is not None:
+        fields["label"] = to_jagged(label, counts)
+    return ak.zip(fields)
 
 
 def time_lists(

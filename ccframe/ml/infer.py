@@ -7,24 +7,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
 
 from ccframe.errors import InputError, OutputError
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
-from ccframe.kernels.jagged import to_jagged
-from ccframe.ml.chain import Chain
+from ccframe.ml.chain import Chain, accepted_counts, candidate_record
+from ccframe.reco.traditional import truth_branches
 
 Log = Callable[[str], None]
-TRUTH_COLUMNS = {
-    "event_id": "event_id",
-    "momentum_gev": "momentum_gev",
-    "pdg": "pdg",
-    "n_clusters": "n_clusters_true",
-    "n_electrons": "n_electrons_true",
-}
 
 
 def chunks(chain: Chain, batches: Iterator[Any], files: list[str]) -> Iterator[dict[str, Any]]:
@@ -32,26 +24,16 @@ def chunks(chain: Chain, batches: Iterator[Any], files: list[str]) -> Iterator[d
     for batch in batches:
         out = chain.apply(batch)
         counts = np.diff(out["offsets"])
-        row = np.repeat(np.arange(len(batch)), counts)
         chunk: dict[str, Any] = {
             "file_index": np.full(len(batch), files.index(batch.file), dtype=np.int32),
             "entry": batch.entry,
+            **truth_branches(batch.truth),
+            "n_clusters_ml": out["n_clusters_ml"],
+            "n_peaks": accepted_counts(out["offsets"], out["accept"]),
+            "candidate": candidate_record(
+                out["position"], counts, batch.sampling_ghz, out["score"], out["accept"]
+            ),
         }
-        if batch.truth is not None:
-            for name, branch in TRUTH_COLUMNS.items():
-                if name in batch.truth.fields:
-                    chunk[branch] = ak.to_numpy(batch.truth[name])
-        position = out["position"]
-        chunk["n_clusters_ml"] = out["n_clusters_ml"]
-        chunk["n_peaks"] = np.bincount(row[out["accept"]], minlength=len(batch)).astype(np.int32)
-        chunk["candidate"] = ak.zip(
-            {
-                "sample": to_jagged(position, counts),
-                "time_ns": to_jagged((position / batch.sampling_ghz).astype(np.float32), counts),
-                "score": to_jagged(out["score"], counts),
-                "accepted": to_jagged(out["accept"], counts),
-            }
-        )
         yield chunk
 
 

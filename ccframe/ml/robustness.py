@@ -30,6 +30,7 @@ from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import resolve_traditional
 from ccframe.reco.traditional import reconstruct
 from ccframe.steering.loader import load_steering
+from ccframe.steering.schema import Steering
 
 Log = Callable[[str], None]
 TEST = 2
@@ -69,9 +70,8 @@ def smear(
     return replace(batch, waveforms=waves, baseline=baseline, rms=rms, truth=truth)
 
 
-def test_batches(run_dir: Path, max_events: int) -> Iterator[WaveformBatch]:
+def test_batches(run_dir: Path, steering: Steering, max_events: int) -> Iterator[WaveformBatch]:
     """The run's test-split waveforms (from predictions.root), batch by batch."""
-    steering = load_steering(run_dir / "steering.yaml")
     pred_file = run_dir / "predictions.root"
     if not pred_file.is_file():
         raise InputError(f"{run_dir}: no predictions.root; robustness needs a run with ml:")
@@ -147,7 +147,7 @@ def run_robustness(run_dir: Path, cfg: RobustnessConfig, log: Log) -> list[dict[
         tuned = yaml.safe_load((run_dir / "tuned.yaml").read_text())
     traditional = resolve_traditional(steering.traditional or TraditionalConfig(), tuned)
     match = steering.ml.dataset.match
-    batches = list(test_batches(run_dir, cfg.max_events))
+    batches = list(test_batches(run_dir, steering, cfg.max_events))
     if not batches:
         raise InputError(f"{run_dir}: no test-split waveforms found in the run's input")
     rows: list[dict[str, Any]] = []

@@ -10,16 +10,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
 
 from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
-from ccframe.kernels.jagged import to_jagged
+from ccframe.metrics.counting import count_summary
 from ccframe.ml import evaluate
-from ccframe.ml.chain import Chain, ChainSettings, Predictor, time_lists
+from ccframe.ml.chain import (
+    Chain,
+    ChainSettings,
+    Predictor,
+    accepted_counts,
+    candidate_record,
+    time_lists,
+)
 from ccframe.ml.config import MLConfig
 from ccframe.ml.dataset import SPLIT_NAMES, TEST, TRAIN, VALIDATION, Dataset, build, cache_key
 from ccframe.ml.runtime import configure
@@ -253,14 +259,8 @@ def prediction_chunks(
         hi = min(ds.n_waveforms, lo + WRITE_CHUNK)
         a, b = ds.offsets[lo], ds.offsets[hi]
         n = counts[lo:hi]
-        candidate = ak.zip(
-            {
-                "sample": to_jagged(ds.position[a:b], n),
-                "time_ns": to_jagged((ds.position[a:b] / ds.sampling_ghz).astype(np.float32), n),
-                "score": to_jagged(scores[a:b], n),
-                "accepted": to_jagged(accept[a:b], n),
-                "label": to_jagged(ds.label[a:b], n),
-            }
+        candidate = candidate_record(
+            ds.position[a:b], n, ds.sampling_ghz, scores[a:b], accept[a:b], ds.label[a:b]
         )
         yield {
             "file_index": ds.file_index[lo:hi],
@@ -273,9 +273,7 @@ def prediction_chunks(
             "n_electrons_true": ds.n_electrons[lo:hi],
             "n_clusters_ml": n_ml[lo:hi],
             "n_clusters_traditional": ds.n_traditional[lo:hi],
-            "n_peaks": np.bincount(
-                np.repeat(np.arange(hi - lo), n)[accept[a:b]], minlength=hi - lo
-            ).astype(np.int32),
+            "n_peaks": accepted_counts(ds.offsets[lo : hi + 1] - a, accept[a:b]),
             "candidate": candidate,
         }
 
@@ -301,11 +299,7 @@ def format_ml(m: dict[str, Any], target: Path) -> str:
         if name == "ml_gain_over_traditional":
             continue
         o = entry["overall"]
-        lines.append(
-            f"  count {name:<11s} mean {o['mean_pred']:.2f} vs true {o['mean_true']:.2f}: "
-            f"relative bias {o['relative_bias']:+.3f}, resolution "
-            f"{o['relative_resolution_rms']:.3f} (RMS), {o['relative_resolution_core']:.3f} (core)"
-        )
+        lines.append(f"  count {name:<11s} {count_summary(o)}")
     gain = m["count_test"].get("ml_gain_over_traditional")
     if gain:
         lines.append(

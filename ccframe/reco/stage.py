@@ -15,6 +15,7 @@ from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
+from ccframe.metrics.counting import count_summary
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.reco.traditional import (
     Accumulator,
@@ -115,12 +116,7 @@ def format_metrics(m: dict[str, Any]) -> str:
         )
     c = m.get("count")
     if c and c.get("waveforms"):
-        lines.append(
-            f"  cluster count    mean {c['mean_pred']:.2f} vs true {c['mean_true']:.2f}: "
-            f"relative bias {c['relative_bias']:+.3f}, "
-            f"resolution {c['relative_resolution_rms']:.3f} (RMS), "
-            f"{c['relative_resolution_core']:.3f} (core)"
-        )
+        lines.append(f"  cluster count    {count_summary(c)}")
     lines.extend(
         f"    p {row['low']:7.2f}-{row['high']:7.2f} GeV  n={row['waveforms']:6d}  "
         f"bias {row['relative_bias']:+.3f}  resolution {row['relative_resolution_rms']:.3f}"

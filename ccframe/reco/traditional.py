@@ -119,15 +119,27 @@ def has_truth(batch: WaveformBatch) -> bool:
     return batch.truth is not None and needed <= set(batch.truth.fields)
 
 
+# Truth copied into output trees: logical truth name -> output branch.
+TRUTH_BRANCHES = {
+    "event_id": "event_id",
+    "momentum_gev": "momentum_gev",
+    "pdg": "pdg",
+    "n_clusters": "n_clusters_true",
+    "n_electrons": "n_electrons_true",
+}
+
+
+def truth_branches(truth: ak.Array | None) -> dict[str, np.ndarray]:
+    """The per-waveform truth an output tree carries (those the input has)."""
+    if truth is None:
+        return {}
+    return {b: ak.to_numpy(truth[n]) for n, b in TRUTH_BRANCHES.items() if n in truth.fields}
+
+
 def tree_chunk(batch: WaveformBatch, result: TraditionalResult, match: Match | None) -> dict:
     """Branches of the per-waveform output tree for one batch."""
-    truth = batch.truth
     chunk: dict[str, Any] = {"entry": batch.entry, "n_clusters_reco": result.n_clusters}
-    for name in ("event_id", "momentum_gev", "pdg", "n_clusters", "n_electrons"):
-        if truth is not None and name in truth.fields:
-            key = "n_clusters_true" if name == "n_clusters" else name
-            key = "n_electrons_true" if name == "n_electrons" else key
-            chunk[key] = ak.to_numpy(truth[name])
+    chunk.update(truth_branches(batch.truth))
     fields = {
         "sample": ak.values_astype(result.peaks, np.int32),
         "time_ns": ak.values_astype(result.peaks / batch.sampling_ghz, np.float32),

@@ -74,8 +74,7 @@ def _record_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict) ->
             if name in seen:
                 dotted = ".".join((*prefix, name))
                 raise SteeringError(
-                    f"{line}: key '{dotted}' is given twice (first on line {seen[name]}); "
-                    "keep one"
+                    f"{line}: key '{dotted}' is given twice (first on line {seen[name]}); keep one"
                 )
             seen[name] = line
             path = (*prefix, name)
