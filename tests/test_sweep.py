@@ -145,6 +145,28 @@ def test_dry_run_writes_self_contained_trial_steering(tmp_path, capsys):
     assert info["parameters"]["ml.classifier.lstm_units"] == 6
 
 
+def test_trial_steering_reads_relative_paths_from_the_sweep_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    steering = {
+        "schema_version": 1,
+        "name": "sw",
+        "data": {"files": ["x.root"]},
+        "traditional": {"thresholds": "~/t.yaml"},
+        "infer": {"chain": "runs/q"},
+        "sweep": {"method": "grid", "parameters": {"data.files": {"values": [["a"], ["b*"]]}}},
+    }
+    (tmp_path / "sw.yaml").write_text(yaml.safe_dump(steering))
+    code, _, err = cli(capsys, "sweep", "sw.yaml", "--dry-run")
+    assert code == 0, err
+    trials = [
+        load_steering(tmp_path / "runs" / "sw" / "trials" / n / "steering.yaml")
+        for n in ("0000", "0001")
+    ]
+    assert [t.data.files for t in trials] == [[str(tmp_path / "a")], [str(tmp_path / "b*")]]
+    assert trials[0].infer.chain == str(tmp_path / "runs" / "q")
+    assert trials[0].traditional.thresholds == os.path.expanduser("~/t.yaml")
+
+
 def test_random_draws_are_seeded_and_in_range(tmp_path, capsys):
     sweep = {
         "method": "random",

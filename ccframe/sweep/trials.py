@@ -7,6 +7,7 @@ import copy
 import itertools
 import json
 import math
+import os
 import random
 import shutil
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from ccframe.sweep.config import Parameter, SweepConfig
 TRIALS_DIR = "trials"
 TRIAL_FILE = "trial.json"
 KEEP_ON_RETRY = ("steering.yaml", TRIAL_FILE)
+# Keys whose relative paths are read from the working directory (as `ccframe run` reads
+# them); a trial runs in its own folder (HTCondor's initialdir) or is rerun from anywhere.
+CWD_PATHS = ("data.files", "infer.chain", "traditional.thresholds")
 
 
 @dataclass
@@ -140,12 +144,14 @@ def random_draws(sweep: SweepConfig) -> list[dict[str, Any]]:
 def trial_steering(
     base: dict[str, Any], sweep: SweepConfig, number: int, params: dict[str, Any], folder: Path
 ) -> Steering:
-    """The concrete steering of one trial: parameters set, no sweep section, output in its
-    folder, threads pinned to request_cpus, validated (errors name the trial)."""
+    """The concrete steering of one trial: parameters set, no sweep section, input paths
+    absolute, output in its folder, threads pinned to request_cpus, validated (errors name
+    the trial)."""
     raw = copy.deepcopy(base)
     raw.pop("sweep", None)
     for dotted, value in params.items():
         set_path(raw, dotted, value)
+    absolute_paths(raw)
     raw["name"] = f"{str(base['name'])[:95]}.{number:04d}"
     raw["output"] = str(folder.resolve())
     if sweep.vary_seed and "seed" not in params:
@@ -154,6 +160,25 @@ def trial_steering(
         raw["ml"]["threads"] = sweep.request_cpus
     shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
     return validate(raw, f"trial {number:04d} ({shown})")
+
+
+def absolute_paths(raw: dict[str, Any]) -> None:
+    """Make the relative paths (and globs) of `CWD_PATHS` in raw steering absolute, from
+    the working directory."""
+    for dotted in CWD_PATHS:
+        *sections, key = dotted.split(".")
+        node: Any = raw
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        value = node.get(key)
+        if isinstance(value, str):
+            node[key] = os.path.abspath(os.path.expanduser(value))
+        elif isinstance(value, list):
+            node[key] = [
+                os.path.abspath(os.path.expanduser(v)) if isinstance(v, str) else v for v in value
+            ]
 
 
 def write_trial(
