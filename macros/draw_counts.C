@@ -8,6 +8,8 @@
 // waveforms: -1 all, 0 train, 1 validation, 2 test (default). The output's extension picks the
 // format: .png or .pdf; a name without extension writes both. A file from `ccframe infer` has no
 // truth: then only the distribution of the ML count is drawn, with a note.
+#include "ccframe_macro.h"
+
 #include <TCanvas.h>
 #include <TF1.h>
 #include <TFile.h>
@@ -39,36 +41,17 @@ int draw_counts(const char *file_name = "predictions.root", const char *output =
       return 1;
    }
    // Output formats from the extension, checked before any work.
-   TString out(output);
-   std::vector<TString> targets;
-   if (out.EndsWith(".png") || out.EndsWith(".pdf")) {
-      targets.push_back(out);
-   } else if (!out.Contains(".") || out.Last('/') > out.Last('.')) {
-      targets.push_back(out + ".png");
-      targets.push_back(out + ".pdf");
-   } else {
-      std::fprintf(stderr, "draw_counts: output %s: use a .png or .pdf name (or no extension "
-                           "for both)\n",
-                   output);
+   const char *macro = "draw_counts";
+   std::vector<TString> targets = ccframe_macro::output_targets(macro, output);
+   if (targets.empty())
       return 1;
-   }
-   TFile *file = TFile::Open(file_name, "READ");
-   if (!file || file->IsZombie()) {
-      std::fprintf(stderr, "draw_counts: cannot open %s\n", file_name);
+   TFile *file = nullptr;
+   TTree *tree = ccframe_macro::open_tree(macro, file_name, tree_name, file);
+   if (!tree ||
+       !ccframe_macro::require_branches(macro, tree, Form("%s:%s", file_name, tree_name),
+                                        {"n_clusters_ml"}))
       return 1;
-   }
-   TTree *tree = nullptr;
-   file->GetObject(tree_name, tree);
-   if (!tree) {
-      std::fprintf(stderr, "draw_counts: no tree '%s' in %s\n", tree_name, file_name);
-      return 1;
-   }
    TLeaf *ml = tree->GetLeaf("n_clusters_ml");
-   if (!ml) {
-      std::fprintf(stderr, "draw_counts: no branch 'n_clusters_ml' in %s:%s\n", file_name,
-                   tree_name);
-      return 1;
-   }
    TLeaf *truth = tree->GetLeaf("n_clusters_true");
    TLeaf *trad = tree->GetLeaf("n_clusters_traditional");
    TLeaf *split_leaf = tree->GetLeaf("split");

@@ -11,6 +11,8 @@
 // output's extension picks the format: .png or .pdf; a name without extension writes both.
 // The threshold is not stored in the file: it is bracketed by the highest rejected and the
 // lowest accepted score of the whole file (a candidate is accepted when score > threshold).
+#include "ccframe_macro.h"
+
 #include <TAxis.h>
 #include <TCanvas.h>
 #include <TFile.h>
@@ -37,44 +39,18 @@ int draw_peaks(const char *file_name = "predictions.root", Long64_t entry = 0,
                const char *output = "peaks.png", const char *sim_file = "",
                const char *tree_name = "predictions", const char *sim_tree_name = "sim")
 {
-   TString out(output);
-   std::vector<TString> targets;
-   if (out.EndsWith(".png") || out.EndsWith(".pdf")) {
-      targets.push_back(out);
-   } else if (!out.Contains(".") || out.Last('/') > out.Last('.')) {
-      targets.push_back(out + ".png");
-      targets.push_back(out + ".pdf");
-   } else {
-      std::fprintf(stderr,
-                   "draw_peaks: output %s: use a .png or .pdf name (or no extension for both)\n",
-                   output);
+   const char *macro = "draw_peaks";
+   std::vector<TString> targets = ccframe_macro::output_targets(macro, output);
+   if (targets.empty())
       return 1;
-   }
-   TFile *file = TFile::Open(file_name, "READ");
-   if (!file || file->IsZombie()) {
-      std::fprintf(stderr, "draw_peaks: cannot open %s\n", file_name);
+   TFile *file = nullptr;
+   TTree *tree = ccframe_macro::open_tree(macro, file_name, tree_name, file);
+   if (!tree || !ccframe_macro::check_entry(macro, tree, entry) ||
+       !ccframe_macro::require_branches(macro, tree, Form("%s:%s", file_name, tree_name),
+                                        {"entry", "n_candidates", "candidate_sample",
+                                         "candidate_time_ns", "candidate_score",
+                                         "candidate_accepted"}))
       return 1;
-   }
-   TTree *tree = nullptr;
-   file->GetObject(tree_name, tree);
-   if (!tree) {
-      std::fprintf(stderr, "draw_peaks: no tree '%s' in %s\n", tree_name, file_name);
-      return 1;
-   }
-   if (entry < 0 || entry >= tree->GetEntries()) {
-      std::fprintf(stderr, "draw_peaks: entry %lld outside [0, %lld)\n", entry,
-                   tree->GetEntries());
-      return 1;
-   }
-   const char *required[] = {"entry",           "n_candidates",       "candidate_sample",
-                             "candidate_time_ns", "candidate_score", "candidate_accepted"};
-   for (const char *name : required) {
-      if (!tree->GetLeaf(name)) {
-         std::fprintf(stderr, "draw_peaks: no branch '%s' in %s:%s\n", name, file_name,
-                      tree_name);
-         return 1;
-      }
-   }
    TLeaf *sample_leaf = tree->GetLeaf("candidate_sample");
    TLeaf *time_leaf = tree->GetLeaf("candidate_time_ns");
    TLeaf *score_leaf = tree->GetLeaf("candidate_score");
@@ -139,17 +115,11 @@ int draw_peaks(const char *file_name = "predictions.root", Long64_t entry = 0,
          std::printf("draw_peaks: note: this waveform is from input file #%d of the run; %s "
                      "must be that file\n",
                      file_index, sim_file);
-      std::unique_ptr<TFile> sim(TFile::Open(sim_file, "READ"));
-      if (!sim || sim->IsZombie()) {
-         std::fprintf(stderr, "draw_peaks: cannot open %s\n", sim_file);
+      TFile *sim_raw = nullptr;
+      TTree *sim_tree = ccframe_macro::open_tree(macro, sim_file, sim_tree_name, sim_raw);
+      std::unique_ptr<TFile> sim(sim_raw);
+      if (!sim_tree)
          return 1;
-      }
-      TTree *sim_tree = nullptr;
-      sim->GetObject(sim_tree_name, sim_tree);
-      if (!sim_tree) {
-         std::fprintf(stderr, "draw_peaks: no tree '%s' in %s\n", sim_tree_name, sim_file);
-         return 1;
-      }
       if (source_entry < 0 || source_entry >= sim_tree->GetEntries()) {
          std::fprintf(stderr,
                       "draw_peaks: predictions entry %lld is input entry %lld, outside [0, "
@@ -157,13 +127,12 @@ int draw_peaks(const char *file_name = "predictions.root", Long64_t entry = 0,
                       entry, source_entry, sim_tree->GetEntries(), sim_file);
          return 1;
       }
+      if (!ccframe_macro::require_branches(macro, sim_tree,
+                                           Form("%s:%s", sim_file, sim_tree_name),
+                                           {"waveform", "sampling_ghz"}))
+         return 1;
       TLeaf *wave_leaf = sim_tree->GetLeaf("waveform");
       TLeaf *rate_leaf = sim_tree->GetLeaf("sampling_ghz");
-      if (!wave_leaf || !rate_leaf) {
-         std::fprintf(stderr, "draw_peaks: no branch '%s' in %s:%s\n",
-                      wave_leaf ? "sampling_ghz" : "waveform", sim_file, sim_tree_name);
-         return 1;
-      }
       sim_tree->GetEntry(source_entry);
       TLeaf *sim_event = sim_tree->GetLeaf("event_id");
       TLeaf *pred_event = tree->GetLeaf("event_id");

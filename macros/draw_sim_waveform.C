@@ -5,6 +5,8 @@
 // Reads the tree written by `ccframe simulate` (see data/README.md): waveform[N] in mV,
 // electron_time_ns[n_electrons] in ns after the track crossing, electron_primary, and
 // pretrigger_ns / sampling_ghz to place the arrivals on the sample axis.
+#include "ccframe_macro.h"
+
 #include <TCanvas.h>
 #include <TFile.h>
 #include <TGraph.h>
@@ -18,27 +20,15 @@
 int draw_sim_waveform(const char *file_name = "sim.root", Long64_t entry = 0,
                       const char *output = "sim_waveform.png", const char *tree_name = "sim")
 {
-   TFile *file = TFile::Open(file_name, "READ");
-   if (!file || file->IsZombie()) {
-      std::fprintf(stderr, "draw_sim_waveform: cannot open %s\n", file_name);
+   const char *macro = "draw_sim_waveform";
+   TFile *file = nullptr;
+   TTree *tree = ccframe_macro::open_tree(macro, file_name, tree_name, file);
+   if (!tree || !ccframe_macro::check_entry(macro, tree, entry) ||
+       !ccframe_macro::require_branches(macro, tree, file_name,
+                                        {"waveform", "n_electrons", "pretrigger_ns",
+                                         "sampling_ghz", "electron_time_ns", "electron_primary"}))
       return 1;
-   }
-   TTree *tree = nullptr;
-   file->GetObject(tree_name, tree);
-   if (!tree) {
-      std::fprintf(stderr, "draw_sim_waveform: no tree '%s' in %s\n", tree_name, file_name);
-      return 1;
-   }
-   if (entry < 0 || entry >= tree->GetEntries()) {
-      std::fprintf(stderr, "draw_sim_waveform: entry %lld outside [0, %lld)\n", entry,
-                   tree->GetEntries());
-      return 1;
-   }
    TLeaf *wave_leaf = tree->GetLeaf("waveform");
-   if (!wave_leaf) {
-      std::fprintf(stderr, "draw_sim_waveform: no branch 'waveform'\n");
-      return 1;
-   }
    const int n_samples = wave_leaf->GetLenStatic();
    std::vector<float> wave(n_samples);
    int n_electrons = 0;

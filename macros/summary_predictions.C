@@ -10,6 +10,8 @@
 // (N - N_true) / N_true; TP/FP/TN/FN compare candidate_accepted with candidate_label > 0 (true
 // electrons that no candidate came near are not counted). Files from `ccframe infer` lack the
 // truth branches: what needs them is skipped with a note. One `key: value` line per number.
+#include "ccframe_macro.h"
+
 #include <TFile.h>
 #include <TLeaf.h>
 #include <TTree.h>
@@ -30,17 +32,10 @@ int summary_predictions(const char *file_name = "predictions.root", int split = 
                    split);
       return 1;
    }
-   TFile *file = TFile::Open(file_name, "READ");
-   if (!file || file->IsZombie()) {
-      std::fprintf(stderr, "summary_predictions: cannot open %s\n", file_name);
+   TFile *file = nullptr;
+   TTree *tree = ccframe_macro::open_tree("summary_predictions", file_name, tree_name, file);
+   if (!tree)
       return 1;
-   }
-   TTree *tree = nullptr;
-   file->GetObject(tree_name, tree);
-   if (!tree) {
-      std::fprintf(stderr, "summary_predictions: no tree '%s' in %s\n", tree_name, file_name);
-      return 1;
-   }
    // TLeaf::GetValue converts whatever type the writer chose (int8, int64, float32, bool).
    std::vector<std::string> missing;
    auto leaf = [&](const char *name, bool required) -> TLeaf * {
