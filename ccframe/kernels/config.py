@@ -34,7 +34,7 @@ class CandidateConfig(_KernelSection):
     remaining electrons are mostly low-gain (Polya: 14% peak below 2 mV) and cannot be kept
     without hundreds of noise candidates per waveform (1 rms: 290, 93%). The quickstart
     trains on candidates above 4.5 rms (30 per waveform): the classifier rejected most of the
-    small pulses between 2.5 and 4.5 rms anyway, and the count resolution stays the same.
+    small pulses between 2.5 and 4.5 rms anyway (count resolution 0.155 instead of 0.153).
     """
 
     min_amplitude_rms: float = Field(2.5, ge=0.0, le=1000.0)
