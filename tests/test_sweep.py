@@ -446,8 +446,9 @@ def test_infer_fans_out_over_files(trained, tmp_path, capsys):
 def test_a_local_trial_past_max_runtime_is_stopped_and_recorded(tmp_path, capsys):
     sweep = {"method": "grid", "parameters": {"seed": {"values": [1]}}, "max_runtime_s": 1}
     code, _, err = cli(capsys, "sweep", write_sweep(tmp_path, sweep, n=5000))  # runs ~20 s
-    assert code == 0, err
     assert "trial 0000 failed" in err and "stopped after max_runtime_s = 1" in err
+    line = one_line_error(code, err)  # every trial failed: the sweep failed
+    assert "every trial failed" in line and "leaderboard.csv" in line
     res = json.loads((tmp_path / "sw" / "trials" / "0000" / "resources.json").read_text())
     assert res["status"] == "failed" and res["exit_code"] == -9
     assert 1.0 <= res["wall_s"] < 5.0 and res["requested"]["max_runtime_s"] == 1

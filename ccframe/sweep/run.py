@@ -81,7 +81,17 @@ def sweep(
 
     run_local(trials, cfg, log, _threads(steering))
     collect(run_dir, log)
+    _require_a_finished_trial(run_dir)
     return run_dir
+
+
+def _require_a_finished_trial(run_dir: Path) -> None:
+    """A local sweep in which every trial failed is an error (exit code 2)."""
+    if not any(t.status() == "done" for t in tr.load_trials(run_dir)):
+        raise SweepError(
+            f"{run_dir}: every trial failed (reasons in {run_dir / 'leaderboard.csv'} and "
+            "each trial's trial.log)"
+        )
 
 
 def _threads(steering: Steering) -> int | None:
@@ -111,4 +121,5 @@ def _bayes(
     study_ = study(run_dir, steering.name, cfg)
     run_bayes(study_, cfg, make, existing, lambda ts: run_local(ts, cfg, log, threads), batch, log)
     collect(run_dir, log)
+    _require_a_finished_trial(run_dir)
     return run_dir
