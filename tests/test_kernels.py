@@ -355,8 +355,17 @@ def test_matching_matches_reference(sim):
         assert m.peak_label[i].tolist() == labels
         n_matched += sum(k >= 0 for k in peak_ref)
     assert n_matched > 0
+    # per peak: the cluster of its matched electron
+    electron_cluster = ak.unflatten(batch.electron_cluster, batch.n_electrons)
+    peak_cluster = m.peak_cluster(electron_cluster)
+    ref = [
+        -1 if k < 0 else electron_cluster[i][k]
+        for i in range(len(batch))
+        for k in m.peak_electron[i].tolist()
+    ]
+    assert peak_cluster.dtype == np.int32 and peak_cluster.tolist() == ref
     # per cluster: found if any of its electrons is
-    cl = m.cluster_found(ak.unflatten(batch.electron_cluster, batch.n_electrons), batch.n_clusters)
+    cl = m.cluster_found(electron_cluster, batch.n_clusters)
     for i in range(3):
         ref = [False] * int(batch.n_clusters[i])
         for k, f in zip(

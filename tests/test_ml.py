@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import awkward as ak
 import numpy as np
 import pytest
 import uproot
@@ -16,6 +17,8 @@ from ccframe.cli import main
 from ccframe.errors import InputError
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
+from ccframe.kernels.config import MatchConfig
+from ccframe.kernels.matching import match_peaks
 from ccframe.ml import evaluate
 from ccframe.ml.config import ClassifierConfig, CounterConfig, DatasetConfig
 from ccframe.ml.dataset import TEST, TRAIN, VALIDATION, Dataset, build, split_waveforms
@@ -79,6 +82,10 @@ def test_dataset_windows_labels_and_offsets(sim_file):
     assert ds.windows[j, 5, 0] == pytest.approx(expected, rel=1e-5)
     assert 0.1 < ds.signal.mean() < 0.6
     assert (ds.n_traditional > 0).all() and (ds.n_clusters > 0).any()
+    # a matched candidate carries its electron's cluster, inside its waveform's clusters
+    assert np.array_equal(ds.cluster >= 0, ds.label > 0) and ds.cluster.dtype == np.int32
+    row = np.repeat(np.arange(ds.n_waveforms), np.diff(ds.offsets))
+    assert (ds.cluster < ds.n_clusters[row]).all()
 
 
 def test_dataset_round_trips_through_npz(sim_file, tmp_path):
@@ -215,6 +222,51 @@ def test_run_writes_models_histories_metrics_and_predictions(trained):
     )
     chain = json.loads((run / "chain.json").read_text())
     assert chain["schema"] == 1 and chain["sampling_ghz"] == 1.2
+
+
+def test_clusters_found_and_the_count_limit_match_a_reference(trained):
+    """The ml stage's cluster efficiency: true clusters of the test split with an accepted
+    candidate matched to one of their electrons, recomputed waveform by waveform."""
+    pf = json.loads((trained / "metrics.json").read_text())["ml"]["peak_finding_test"]
+    pred = uproot.open(trained / "predictions.root")["predictions"].arrays()
+    pred = pred[pred.split == TEST]
+    truth = uproot.open(trained / "sim.root")["sim"].arrays()
+    cfg = MatchConfig()
+    found, total = [], []
+    for entry, samples, accepted in zip(
+        pred.entry.to_list(),
+        pred.candidate_sample.to_list(),
+        pred.candidate_accepted.to_list(),
+        strict=True,
+    ):
+        t = truth[entry]
+        expected = (np.asarray(t.electron_time_ns) + t.pretrigger_ns + cfg.delay_ns) * 1.2
+        m = match_peaks(
+            ak.Array([samples]), ak.Array([expected]), ak.Array([t.electron_primary]), cfg
+        )
+        clusters = {
+            t.electron_cluster[k]
+            for k, acc in zip(m.peak_electron[0].tolist(), accepted, strict=True)
+            if acc and k >= 0
+        }
+        found.append(len(clusters))
+        total.append(int(t.n_clusters))
+    found, total = np.array(found), np.array(total)
+    efficiency = found.sum() / total.sum()
+    assert pf["clusters"] == total.sum()
+    assert pf["cluster_efficiency"] == pytest.approx(efficiency, rel=1e-12)
+    rel = (found / efficiency - total)[total > 0] / total[total > 0]
+    assert pf["count_limit_resolution_rms"] == pytest.approx(rel.std(), rel=1e-9)
+
+
+def test_clusters_found_by_hand():
+    accept = np.array([True, True, False, True, True, True])
+    cluster = np.array([0, 0, 1, -1, 2, 0])  # waveform 0: 3 candidates, 1: none, 2: 3
+    assert evaluate.clusters_found(accept, cluster, np.array([3, 0, 3])).tolist() == [1, 0, 2]
+    pf = evaluate.end_to_end(
+        accept, (cluster >= 0).astype(np.int8), 9, np.array([3]), np.array([3])
+    )
+    assert pf["cluster_efficiency"] == 1.0 and pf["count_limit_resolution_rms"] == 0.0
 
 
 def test_infer_reproduces_the_runs_predictions(trained, tmp_path, capsys):

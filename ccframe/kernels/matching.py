@@ -162,6 +162,20 @@ class Match:
     peak_label: ak.Array
     electron_found: ak.Array
 
+    def peak_cluster(self, electron_cluster: ak.Array) -> np.ndarray:
+        """Flat int32 over all peaks (in order): the true cluster (index within its waveform)
+        of each peak's matched electron, -1 for an unmatched peak. `electron_cluster`: each
+        electron's cluster index within its waveform."""
+        electron, peak_off = flat(self.peak_electron, np.int64)
+        cluster, el_off = flat(electron_cluster, np.int64)
+        if el_off.size != peak_off.size:
+            raise ValueError("electron_cluster does not match the matched waveforms")
+        row = np.repeat(np.arange(peak_off.size - 1), np.diff(peak_off))
+        matched = electron >= 0
+        out = np.full(electron.size, -1, dtype=np.int32)
+        out[matched] = cluster[el_off[row[matched]] + electron[matched]]
+        return out
+
     def cluster_found(self, electron_cluster: ak.Array, n_clusters: np.ndarray) -> ak.Array:
         """Per true cluster (var * bool): whether any of its electrons was found.
         `electron_cluster`: each electron's cluster index within its waveform."""

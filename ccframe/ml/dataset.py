@@ -29,7 +29,7 @@ from ccframe.reco.traditional import has_truth, reconstruct
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -40,6 +40,7 @@ class Dataset:
 
     windows: np.ndarray  # (N, width, 1) float32
     label: np.ndarray  # (N,) int8: 0 noise, 1 primary, 2 secondary electron
+    cluster: np.ndarray  # (N,) int32 true cluster (index in its waveform) of the match, or -1
     position: np.ndarray  # (N,) int32 sample of the candidate
     offsets: np.ndarray  # (n + 1,) int64
     split: np.ndarray  # (n,) int8: TRAIN, VALIDATION, TEST
@@ -169,6 +170,7 @@ def batch_arrays(
     return {
         "windows": windows,
         "label": label,
+        "cluster": match.peak_cluster(truth.electron_cluster),
         "position": position,
         "n_candidates": np.diff(offsets),
         "n_clusters": truth_column(truth, "n_clusters", 0).astype(np.int64),

@@ -67,14 +67,34 @@ def roc_table(scores: np.ndarray, signal: np.ndarray, points: int = 200) -> dict
     return {"threshold": cuts[keep], "fpr": fpr[keep], "tpr": tpr[keep]}
 
 
+def clusters_found(accept: np.ndarray, cluster: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(n,) per waveform: its true clusters with an accepted, truth-matched peak.
+    `cluster`: per candidate, the matched electron's cluster (-1: noise); `counts`: candidates
+    per waveform."""
+    row = np.repeat(np.arange(counts.size, dtype=np.int64), counts)
+    hit = accept & (cluster >= 0)
+    width = int(cluster.max(initial=0)) + 1
+    distinct = np.unique(row[hit] * width + cluster[hit])
+    return np.bincount(distinct // width, minlength=counts.size)
+
+
 def end_to_end(
-    accept: np.ndarray, label: np.ndarray, n_electrons: int, n_candidates: int
+    accept: np.ndarray,
+    label: np.ndarray,
+    n_electrons: int,
+    found_clusters: np.ndarray,
+    n_clusters: np.ndarray,
 ) -> dict[str, Any]:
-    """Peak finding against all true electrons (also those no candidate came near)."""
+    """Peak finding against all true electrons (also those no candidate came near) and true
+    clusters. `count_limit_*`: the resolution of found_clusters / cluster_efficiency, a counter
+    that knew which clusters its peaks came from: about the best a counter of these peaks
+    can do when clusters are missed at random."""
     found = int(np.count_nonzero(accept & (label > 0)))
     accepted = int(np.count_nonzero(accept))
-    return {
-        "candidates": n_candidates,
+    n_clusters_total = int(n_clusters.sum())
+    efficiency = found_clusters.sum() / n_clusters_total if n_clusters_total else float("nan")
+    out: dict[str, Any] = {
+        "candidates": int(label.size),
         "accepted_peaks": accepted,
         "electrons": n_electrons,
         "candidate_coverage": int(np.count_nonzero(label > 0)) / n_electrons
@@ -82,7 +102,14 @@ def end_to_end(
         else float("nan"),
         "efficiency": found / n_electrons if n_electrons else float("nan"),
         "purity": found / accepted if accepted else float("nan"),
+        "clusters": n_clusters_total,
+        "cluster_efficiency": float(efficiency),
     }
+    if efficiency > 0:
+        limit = count_metrics(found_clusters / efficiency, n_clusters)
+        out["count_limit_resolution_core"] = limit["relative_resolution_core"]
+        out["count_limit_resolution_rms"] = limit["relative_resolution_rms"]
+    return out
 
 
 def counting(

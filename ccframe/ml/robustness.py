@@ -103,7 +103,8 @@ def evaluate_setting(
     chain: Chain, traditional: TraditionalConfig, match: MatchConfig, batches: list[WaveformBatch]
 ) -> dict[str, Any]:
     """ML and traditional metrics against the truth on (smeared) batches."""
-    scores, labels, accept, n_ml, n_trad, n_true = [], [], [], [], [], []
+    scores, labels, clusters, accept, n_ml, n_trad, n_true = [], [], [], [], [], [], []
+    n_candidates = []
     electrons = 0
     for batch in batches:
         truth = batch.truth
@@ -114,6 +115,8 @@ def evaluate_setting(
         m = match_peaks(cands, expected_samples(truth, batch.sampling_ghz, match),
                         truth.electron_primary, match)  # fmt: skip
         labels.append(ak.to_numpy(ak.flatten(m.peak_label)))
+        clusters.append(m.peak_cluster(truth.electron_cluster))
+        n_candidates.append(counts)
         scores.append(out["score"])
         accept.append(out["accept"])
         electrons += int(ak.sum(ak.num(truth.electron_time_ns)))
@@ -122,13 +125,16 @@ def evaluate_setting(
         n_true.append(ak.to_numpy(truth.n_clusters))
     s, lab, acc = np.concatenate(scores), np.concatenate(labels), np.concatenate(accept)
     true = np.concatenate(n_true)
-    peaks = evaluate.end_to_end(acc, lab, electrons, int(s.size))
+    counts = np.concatenate(n_candidates)
+    found = evaluate.clusters_found(acc, np.concatenate(clusters), counts)
+    peaks = evaluate.end_to_end(acc, lab, electrons, found, true)
     auc = evaluate.classification(s, lab > 0, chain.settings.threshold)["auc"]
     return {
         "waveforms": int(true.size),
         "auc": auc,
         "peak_efficiency": peaks["efficiency"],
         "peak_purity": peaks["purity"],
+        "cluster_efficiency": peaks["cluster_efficiency"],
         "ml": count_metrics(np.concatenate(n_ml), true),
         "traditional": count_metrics(np.concatenate(n_trad).astype(float), true),
     }
@@ -174,7 +180,8 @@ def run_robustness(run_dir: Path, cfg: RobustnessConfig, log: Log) -> list[dict[
 
 def _csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
-    names = ["smearing", "value", "waveforms", "auc", "peak_efficiency", "peak_purity"]
+    names = ["smearing", "value", "waveforms", "auc"]
+    names += ["peak_efficiency", "peak_purity", "cluster_efficiency"]
     extra = ["relative_bias", "relative_resolution_core", "relative_resolution_rms"]
     writer = csv.writer(out)
     writer.writerow(names + [f"{m}_{e}" for m in ("ml", "traditional") for e in extra])

@@ -209,7 +209,11 @@ def run_ml(
             "test": evaluate.classification(scores[test], y[test], threshold),
         },
         "peak_finding_test": evaluate.end_to_end(
-            accept[test], ds.label[test], int(ds.n_electrons[wtest].sum()), int(test.sum())
+            accept[test],
+            ds.label[test],
+            int(ds.n_electrons[wtest].sum()),
+            evaluate.clusters_found(accept[test], ds.cluster[test], np.diff(ds.offsets)[wtest]),
+            ds.n_clusters[wtest],
         ),
         "counter": {"training": cnt_info},
         "count_test": evaluate.counting(
@@ -295,6 +299,13 @@ def format_ml(m: dict[str, Any], target: Path) -> str:
         f"  peak finding     efficiency {pf['efficiency']:.3f} of all electrons "
         f"(candidates reach {pf['candidate_coverage']:.3f}), purity {pf['purity']:.3f}",
     ]
+    if "count_limit_resolution_core" in pf:
+        lines.append(
+            f"  clusters found   {pf['cluster_efficiency']:.3f} of all clusters; counting exactly "
+            f"these (/ {pf['cluster_efficiency']:.3f}) gives resolution "
+            f"{pf['count_limit_resolution_rms']:.3f} (RMS), "
+            f"{pf['count_limit_resolution_core']:.3f} (core)"
+        )
     for name, entry in m["count_test"].items():
         if name == "ml_gain_over_traditional":
             continue
