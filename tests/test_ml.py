@@ -263,9 +263,8 @@ def test_clusters_found_by_hand():
     accept = np.array([True, True, False, True, True, True])
     cluster = np.array([0, 0, 1, -1, 2, 0])  # waveform 0: 3 candidates, 1: none, 2: 3
     assert evaluate.clusters_found(accept, cluster, np.array([3, 0, 3])).tolist() == [1, 0, 2]
-    pf = evaluate.end_to_end(
-        accept, (cluster >= 0).astype(np.int8), 9, np.array([3]), np.array([3])
-    )
+    label = (cluster >= 0).astype(np.int8)
+    pf = evaluate.end_to_end(accept, label, cluster, np.array([3, 0, 3]), 9, np.array([1, 0, 2]))
     assert pf["cluster_efficiency"] == 1.0 and pf["count_limit_resolution_rms"] == 0.0
 
 

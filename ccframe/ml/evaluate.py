@@ -81,16 +81,19 @@ def clusters_found(accept: np.ndarray, cluster: np.ndarray, counts: np.ndarray) 
 def end_to_end(
     accept: np.ndarray,
     label: np.ndarray,
+    cluster: np.ndarray,
+    counts: np.ndarray,
     n_electrons: int,
-    found_clusters: np.ndarray,
     n_clusters: np.ndarray,
 ) -> dict[str, Any]:
     """Peak finding against all true electrons (also those no candidate came near) and true
-    clusters. `count_limit_*`: the resolution of found_clusters / cluster_efficiency, a counter
-    that knew which clusters its peaks came from: about the best a counter of these peaks
-    can do when clusters are missed at random."""
+    clusters (n_clusters per waveform; `cluster`, `counts` as for `clusters_found`).
+    `count_limit_*`: the resolution of found clusters / cluster_efficiency, a counter that
+    knew which clusters its peaks came from: about the best a counter of these peaks can do
+    when clusters are missed at random."""
     found = int(np.count_nonzero(accept & (label > 0)))
     accepted = int(np.count_nonzero(accept))
+    found_clusters = clusters_found(accept, cluster, counts)
     n_clusters_total = int(n_clusters.sum())
     efficiency = found_clusters.sum() / n_clusters_total if n_clusters_total else float("nan")
     out: dict[str, Any] = {

@@ -104,7 +104,7 @@ def evaluate_setting(
 ) -> dict[str, Any]:
     """ML and traditional metrics against the truth on (smeared) batches."""
     scores, labels, clusters, accept, n_ml, n_trad, n_true = [], [], [], [], [], [], []
-    n_candidates = []
+    per_waveform = []
     electrons = 0
     for batch in batches:
         truth = batch.truth
@@ -116,7 +116,7 @@ def evaluate_setting(
                         truth.electron_primary, match)  # fmt: skip
         labels.append(ak.to_numpy(ak.flatten(m.peak_label)))
         clusters.append(m.peak_cluster(truth.electron_cluster))
-        n_candidates.append(counts)
+        per_waveform.append(counts)
         scores.append(out["score"])
         accept.append(out["accept"])
         electrons += int(ak.sum(ak.num(truth.electron_time_ns)))
@@ -125,9 +125,9 @@ def evaluate_setting(
         n_true.append(ak.to_numpy(truth.n_clusters))
     s, lab, acc = np.concatenate(scores), np.concatenate(labels), np.concatenate(accept)
     true = np.concatenate(n_true)
-    counts = np.concatenate(n_candidates)
-    found = evaluate.clusters_found(acc, np.concatenate(clusters), counts)
-    peaks = evaluate.end_to_end(acc, lab, electrons, found, true)
+    peaks = evaluate.end_to_end(
+        acc, lab, np.concatenate(clusters), np.concatenate(per_waveform), electrons, true
+    )
     auc = evaluate.classification(s, lab > 0, chain.settings.threshold)["auc"]
     return {
         "waveforms": int(true.size),

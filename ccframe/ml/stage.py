@@ -211,8 +211,9 @@ def run_ml(
         "peak_finding_test": evaluate.end_to_end(
             accept[test],
             ds.label[test],
+            ds.cluster[test],
+            np.diff(ds.offsets)[wtest],
             int(ds.n_electrons[wtest].sum()),
-            evaluate.clusters_found(accept[test], ds.cluster[test], np.diff(ds.offsets)[wtest]),
             ds.n_clusters[wtest],
         ),
         "counter": {"training": cnt_info},
