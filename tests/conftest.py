@@ -76,8 +76,11 @@ TINY_ML = {
 }
 
 
-def tiny_steering(tmp_path: Path, name: str = "tinyml", n: int = 300, traditional=None, **ml):
-    """A steering file with tiny ML models (ml keys override TINY_ML's sections)."""
+def tiny_steering(
+    tmp_path: Path, name: str = "tinyml", n: int = 300, traditional=None, top=None, **ml
+):
+    """A steering file with tiny ML models (ml keys override TINY_ML's sections; `top`: more
+    top-level sections)."""
     steering = {
         "schema_version": 1,
         "name": name,
@@ -88,8 +91,9 @@ def tiny_steering(tmp_path: Path, name: str = "tinyml", n: int = 300, traditiona
     }
     if traditional is not None:
         steering["traditional"] = traditional
+    steering.update(top or {})
     path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(steering))
+    path.write_text(yaml.safe_dump(steering, sort_keys=False))  # a sweep's grid keeps its order
     return path
 
 

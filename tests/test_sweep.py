@@ -10,7 +10,7 @@ import os
 import pytest
 import uproot
 import yaml
-from conftest import REPO, SAMPLES, TINY_ML
+from conftest import REPO, SAMPLES, TINY_ML, tiny_steering
 
 from ccframe.cli import main
 from ccframe.pipeline.run import stages
@@ -42,19 +42,7 @@ def tiny_ml(epochs=1):
 
 
 def write_sweep(tmp_path, sweep, name="sw", n=200, **extra):
-    steering = {
-        "schema_version": 1,
-        "name": name,
-        "seed": 3,
-        "output": str(tmp_path / "{name}"),
-        "simulate": {"n_waveforms": n, "chunk_size": 256},
-        "ml": tiny_ml(),
-        "sweep": sweep,
-        **extra,
-    }
-    path = tmp_path / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(steering, sort_keys=False))
-    return path
+    return tiny_steering(tmp_path, name, n, top={"sweep": sweep, **extra}, **tiny_ml())
 
 
 GRID = {
