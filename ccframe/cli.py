@@ -3,13 +3,17 @@ library. Heavy imports (numba, uproot, tensorflow) happen inside the commands.""
 
 from __future__ import annotations
 
+import logging
+import signal
 import sys
+import threading
 from typing import Any
 
 import click
 
 from ccframe import __version__
 from ccframe.errors import CcframeError
+from ccframe.resources import is_disk_full
 
 SET_HELP = "Override a steering key, e.g. --set simulate.n_waveforms=500 (repeatable)."
 
@@ -67,8 +71,8 @@ def run(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool)
 @click.option("--print", "show", is_flag=True, help="Print the resolved steering file.")
 def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
     """Check a STEERING file without running anything."""
-    from ccframe.pipeline.run import stages
     from ccframe.steering.loader import dump_steering
+    from ccframe.steering.schema import stages
 
     config = _load(steering, overrides)
     if config.sweep is not None:  # the swept keys and values, as `ccframe sweep` checks them
@@ -88,7 +92,9 @@ def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="ROOT file to write."
 )
-@click.option("-n", "--n-waveforms", type=click.IntRange(min=1), help="Number of waveforms.")
+@click.option(
+    "-n", "--n-waveforms", type=click.IntRange(min=1, max=10**9), help="Number of waveforms."
+)
 @click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: steering seed).")
 @click.option(
     "--first-event",
@@ -114,6 +120,7 @@ def simulate(
     force: bool,
 ) -> None:
     """Simulate drift-cell waveforms with full Monte Carlo truth into a ROOT file."""
+    from ccframe.simulate.budget import check_budget
     from ccframe.simulate.stage import simulate_to_root
     from ccframe.steering.loader import apply_override
     from ccframe.steering.loader import validate as validate_raw
@@ -131,6 +138,7 @@ def simulate(
     if n_waveforms is not None:
         sim = sim.model_copy(update={"n_waveforms": n_waveforms})
     seed = config.seed if seed is None else seed
+    check_budget(sim, output, n_key="--n-waveforms" if n_waveforms else None)
     _echo(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)}, seed {seed}")
     info = simulate_to_root(sim, seed, output, first_event=first_event, force=force)
     _echo(
@@ -381,8 +389,37 @@ def collect(run_dir: str) -> None:
     run_collect(Path(run_dir), click.echo)
 
 
+class TerminatedError(CcframeError):
+    """SIGTERM (a batch system or `kill`): stop like an interrupt, recording the failure."""
+
+    exit_code = 143
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise TerminatedError("terminated (SIGTERM)")
+
+
+class _OneLine(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"ccframe: {record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging() -> None:
+    """Warnings of the library (`logging.getLogger('ccframe')`) as one line on stderr."""
+    logger = logging.getLogger("ccframe")
+    if not any(getattr(h, "_ccframe", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(_OneLine())
+        handler._ccframe = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
+    _setup_logging()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         argv = sys.argv[1:] if args is None else list(args)
         cli.main(args=argv, prog_name="ccframe", standalone_mode=False, obj=argv)
@@ -403,4 +440,10 @@ def main(args: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _echo("ccframe: interrupted")
         sys.exit(130)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        _echo(f"ccframe: error: {where}cannot write ({exc.strerror}); free space, write elsewhere")
+        sys.exit(2)
     sys.exit(0)

@@ -24,6 +24,10 @@ class OutputError(CcframeError):
     """An output cannot be written, or would overwrite a finished result."""
 
 
+class ResourceError(CcframeError):
+    """A setting would need more memory or disk than the machine has, or the disk filled up."""
+
+
 class SweepError(CcframeError):
     """A sweep cannot be set up, run or collected."""
 
@@ -34,6 +38,8 @@ class CondorError(SweepError):
 
 def closest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     """A ' (did you mean ...?)' hint naming the closest candidates, or ''."""
+    if len(name) > 100:  # no name this long is a typo of a valid one
+        return ""
     matches = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
     if not matches:
         return ""

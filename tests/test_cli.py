@@ -188,6 +188,7 @@ def test_run_writes_run_folder_and_never_overwrites(capsys, steering_file, tmp_p
     assert code == 0, err
     run = tmp_path / "run"
     assert sorted(p.name for p in run.iterdir()) == [
+        ".ccframe.lock",
         "run.json",
         "sim.root",
         "steering.yaml",
@@ -225,7 +226,7 @@ def test_force_never_replaces_a_folder_that_is_not_a_run(capsys, steering_file, 
     (tmp_path / "run" / "notes.txt").write_text("mine")
     code, _, err = cli(capsys, "run", steering_file, "--force")
     assert_one_line_error(code, err)
-    assert "is not a ccframe run; refusing to replace it even with --force" in err
+    assert "holds files ccframe did not write (notes.txt) and is not a ccframe run" in err
     assert snapshot(tmp_path / "run") == {"notes.txt": b"mine"}
 
 
@@ -310,7 +311,7 @@ def test_usage_errors_are_clicks_not_tracebacks(capsys):
     assert code == 2 and out == ""
     assert err == (
         "ccframe: error: Invalid value for '-n' / '--n-waveforms': 0 is not in the range "
-        "x>=1. (see ccframe simulate --help)\n"
+        "1<=x<=1000000000. (see ccframe simulate --help)\n"
     )
     assert "Traceback" not in err
     code, _, err = cli(capsys, "simulate")

@@ -41,7 +41,7 @@ class DataConfig(Section):
     offset_mv: float = 0.0
     baseline_window_ns: PositiveFloat = 25.0
     max_events: PositiveInt | None = None
-    chunk_size: PositiveInt = 10_000
+    chunk_size: int = Field(10_000, gt=0, le=10_000_000)
     on_bad_waveform: Literal["error", "skip"] = "error"
 
     @field_validator("truth")

@@ -3,12 +3,15 @@ their training (physics.md section 10). Each field's docstring is its schema des
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, PositiveInt, model_validator
 
 from ccframe.kernels.config import CandidateConfig, MatchConfig, TimeListConfig, WindowConfig
-from ccframe.steering.base import Section
+from ccframe.steering.base import RunFile, Section
+
+MAX_UNITS = 8192
+"""Largest LSTM, Dense or Conv1D width (a memory check against the machine comes on top)."""
 
 Activation = Literal["relu", "selu", "elu", "gelu", "tanh", "sigmoid", "linear", "swish"]
 Initializer = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal"]
@@ -77,17 +80,17 @@ class TrainingConfig(_MLSection):
     """How a model is fitted: batches, epochs and early stopping on the validation loss."""
 
     optimizer: OptimizerConfig = OptimizerConfig()
-    batch_size: PositiveInt = 1024
+    batch_size: int = Field(1024, gt=0, le=1_000_000)
     """Samples per gradient step."""
-    epochs: PositiveInt = 20
+    epochs: int = Field(20, gt=0, le=100_000)
     """Largest number of passes over the training split."""
-    patience: PositiveInt = 5
+    patience: int = Field(5, gt=0, le=100_000)
     """Stop after this many epochs without a lower validation loss; the best weights are
     restored."""
 
 
 class _ModelConfig(_MLSection):
-    dense: list[PositiveInt] = Field(default=[128, 1], max_length=16)
+    dense: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(default=[128, 1], max_length=16)
     """Hidden Dense layer sizes, in order, before the output Dense(1)."""
     dropout: list[float] = Field(default=[0.1, 0.1], max_length=16)
     """Dropout rate after each hidden Dense layer (0 = none); one per `dense`, or empty."""
@@ -120,7 +123,7 @@ class ClassifierConfig(_ModelConfig):
     pulse) or noise. The seed's topology is lstm_units 96, dense [128, 1], dropout [0.1, 0.1]
     (50,179 parameters); lstm_units 32, dense [64, 1] gives 6,531."""
 
-    lstm_units: PositiveInt = 96
+    lstm_units: int = Field(96, gt=0, le=MAX_UNITS)
     """Units of the LSTM layer (its last output feeds the Dense layers)."""
     unroll: bool = True
     """Unroll the LSTM over the window's samples (faster on CPU for short windows)."""
@@ -139,13 +142,15 @@ class CounterConfig(_ModelConfig):
     """Step 2, clusterization: a 1-D CNN on the time list of the accepted peaks regresses the
     number of primary clusters (the true count, not matched detections)."""
 
-    filters: list[PositiveInt] = Field(default=[16, 32, 32], min_length=1, max_length=16)
+    filters: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(
+        default=[16, 32, 32], min_length=1, max_length=16
+    )
     """Filters of each Conv1D layer."""
-    kernel_size: PositiveInt = 5
+    kernel_size: int = Field(5, gt=0, le=4096)
     """Length of every Conv1D kernel (bins)."""
-    pool_size: PositiveInt = 4
+    pool_size: int = Field(4, gt=0, le=4096)
     """Max pooling after each Conv1D layer (1 = none)."""
-    dense: list[PositiveInt] = Field(default=[64], max_length=16)
+    dense: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(default=[64], max_length=16)
     """Hidden Dense layer sizes after the convolutions."""
     dropout: list[float] = Field(default=[0.1], max_length=16)
     """Dropout rate after each hidden Dense layer."""
@@ -165,11 +170,11 @@ class MLConfig(_MLSection):
     """TensorFlow intra- and inter-op threads (0: TensorFlow's choice)."""
     device: Literal["cpu", "gpu"] = "cpu"
     """Where TensorFlow runs; gpu needs a TensorFlow build with GPU support."""
-    inference_batch: PositiveInt = 8192
+    inference_batch: int = Field(8192, gt=0, le=1_000_000)
     """Windows or time lists per inference call."""
-    momentum_bins: PositiveInt = 8
+    momentum_bins: int = Field(8, gt=0, le=1000)
     """Momentum bins of the metrics versus momentum."""
-    output: str = "predictions.root"
+    output: RunFile = "predictions.root"
     """Per-waveform and per-peak predictions, in the run folder."""
 
 
@@ -209,7 +214,7 @@ class InferConfig(_MLSection):
 
     chain: str
     """Run folder of the trained chain (relative to the working directory)."""
-    output: str = "inferred.root"
+    output: RunFile = "inferred.root"
     """Output file in the run folder (tree `predictions`, as `ccframe infer` writes)."""
-    batch: PositiveInt = 8192
+    batch: int = Field(8192, gt=0, le=1_000_000)
     """Windows per classifier call."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, PositiveInt, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from ccframe.simulate.config import Particle
-from ccframe.steering.base import Section
+from ccframe.steering.base import RunFile, Section
 
 
 class PidConfig(Section):
@@ -27,15 +27,15 @@ class PidConfig(Section):
         default=[["K", "pi"]], min_length=1
     )
     """Species pairs whose separation is measured."""
-    tracks: PositiveInt = 100
+    tracks: int = Field(100, gt=0, le=1_000_000)
     """Tracks per species and momentum."""
-    cells: PositiveInt = 112
+    cells: int = Field(112, gt=0, le=100_000)
     """Cells (waveforms) per track (IDEA: 112 layers)."""
     truncation: float = Field(1.0, gt=0.0, le=1.0)
     """Fraction of a track's cells kept, those with the lowest counts per cm (1: all)."""
-    bootstrap: PositiveInt = 200
+    bootstrap: int = Field(200, gt=0, le=100_000)
     """Bootstrap resamplings of the tracks for the uncertainty of S."""
-    output: str = "pid_tracks.root"
+    output: RunFile = "pid_tracks.root"
     """The simulated tracks, in the run folder (tree as in `simulate`, plus track_id)."""
 
     @model_validator(mode="after")

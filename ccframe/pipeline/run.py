@@ -13,27 +13,18 @@ from ccframe.io.reader import expand_files, iter_batches
 from ccframe.pipeline.rundir import RunDir
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import resolve_traditional, run_traditional, run_tune
+from ccframe.simulate.budget import check_budget
 from ccframe.simulate.stage import simulate_to_root
-from ccframe.steering.schema import Steering
+from ccframe.steering.schema import Steering, stages
 
 Log = Callable[[str], None]
-
-
-def stages(steering: Steering) -> list[str]:
-    """Names of the stages this steering file runs, in order."""
-    names = ["simulate"] if steering.simulate is not None else []
-    names.append("read")
-    names += [
-        n
-        for n in ("tune", "traditional", "ml", "infer", "robustness", "pid", "plots")
-        if getattr(steering, n) is not None
-    ]
-    return names
 
 
 def run(steering: Steering, argv: list[str], force: bool = False, log: Log = print) -> Path:
     """Run every enabled stage; return the run folder. A failure is recorded, then raised."""
     run_dir = RunDir(steering.output_dir)
+    if steering.simulate is not None:
+        check_budget(steering.simulate, run_dir.path)
     run_dir.prepare(steering, argv, force=force)
     log(f"run '{steering.name}' -> {run_dir.path}  (stages: {', '.join(stages(steering))})")
     results: dict[str, Any] = {}
@@ -41,8 +32,7 @@ def run(steering: Steering, argv: list[str], force: bool = False, log: Log = pri
         files = expand_files(steering.data.files) if steering.data.files else []
         if steering.simulate is not None:
             sim = steering.simulate
-            target = Path(sim.output)
-            target = target if target.is_absolute() else run_dir.path / target
+            target = run_dir.path / sim.output
             log(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)} -> {target}")
             results["simulate"] = simulate_to_root(sim, steering.seed, target)
             log(

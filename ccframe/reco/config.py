@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import Field, PositiveInt, field_validator
+from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig, MatchConfig
-from ccframe.steering.base import Section
+from ccframe.steering.base import RunFile, Section
 
 Algorithm = Literal["deriv", "d2"]
+MAX_GRID = 100_000
+"""Largest tune grid (threshold sets x clusterization constants)."""
 
 
 class TraditionalConfig(Section):
@@ -24,7 +27,7 @@ class TraditionalConfig(Section):
     clusterize: ClusterizeConfig = ClusterizeConfig()
     match: MatchConfig = MatchConfig()
     thresholds: str | None = None
-    output: str = "traditional.root"
+    output: RunFile = "traditional.root"
     momentum_bins: PositiveInt = 8
 
     @property
@@ -52,7 +55,26 @@ class TuneConfig(Section):
     )
     max_relative_bias: float = Field(0.05, gt=0.0)
     max_events: PositiveInt = 2000
-    output: str = "tuned.yaml"
+    output: RunFile = "tuned.yaml"
+
+    @model_validator(mode="after")
+    def _bounded_grid(self) -> TuneConfig:
+        points = self.grid_points
+        if points > MAX_GRID:
+            raise ValueError(
+                f"the {self.algorithm} grid has {points} points; at most {MAX_GRID} are scanned"
+            )
+        return self
+
+    @property
+    def grid_points(self) -> int:
+        """Threshold sets x clusterization constants the scan evaluates."""
+        lists = (
+            (self.n1, self.n2, self.n3, self.n4)
+            if self.algorithm == "deriv"
+            else (self.t1_rms, self.t2_rms)
+        )
+        return math.prod(len(v) for v in (*lists, self.c_sqrt_ns))
 
     @field_validator("n1", "n2", "n3", "n4", "t1_rms", "t2_rms", "c_sqrt_ns")
     @classmethod

@@ -7,7 +7,10 @@ from typing import Literal
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from ccframe.simulate.physics import MASS_GEV, MIN_BETA_GAMMA
-from ccframe.steering.base import Section
+from ccframe.steering.base import RunFile, Section
+
+MAX_SAMPLES = 10_000_000
+"""Samples per waveform the simulator makes (1 ms at 10 GS/s)."""
 
 Particle = Literal["e", "mu", "pi", "K", "p"]
 
@@ -56,11 +59,11 @@ class MomentumSpectrum(Section):
 class Detector(Section):
     """Cell geometry and readout window."""
 
-    tube_radius_cm: PositiveFloat = 0.75
+    tube_radius_cm: float = Field(0.75, gt=0.0, le=100.0)
     impact_min_fraction: float = Field(0.0, ge=0.0, lt=1.0)
     impact_max_fraction: float = Field(1.0, gt=0.0, le=1.0)
-    sampling_ghz: PositiveFloat = 1.2
-    window_ns: PositiveFloat = 2000.0
+    sampling_ghz: float = Field(1.2, gt=0.0, le=100.0)
+    window_ns: float = Field(2000.0, gt=0.0, le=1e6)
     pretrigger_ns: float = Field(50.0, ge=0.0)
 
     @model_validator(mode="after")
@@ -74,6 +77,15 @@ class Detector(Section):
     @property
     def n_samples(self) -> int:
         return round(self.window_ns * self.sampling_ghz)
+
+    @model_validator(mode="after")
+    def _bounded_waveform(self) -> Detector:
+        if not 1 <= self.n_samples <= MAX_SAMPLES:
+            raise ValueError(
+                f"window_ns x sampling_ghz gives {self.n_samples} samples per waveform; "
+                f"between 1 and {MAX_SAMPLES} are supported"
+            )
+        return self
 
 
 class Ionization(Section):
@@ -173,10 +185,10 @@ class Digitization(Section):
 class SimulateConfig(Section):
     """The `simulate:` stage: what to generate and where to write it."""
 
-    n_waveforms: PositiveInt = 10_000
-    output: str = "sim.root"
+    n_waveforms: int = Field(10_000, gt=0, le=1_000_000_000)
+    output: RunFile = "sim.root"
     tree: str = "sim"
-    chunk_size: PositiveInt = 5_000
+    chunk_size: int = Field(5_000, gt=0, le=10_000_000)
     compression: Literal["lz4", "zlib", "zstd", "none"] = "lz4"
     particle: Particle | list[Particle] = "pi"
     momentum: MomentumSpectrum = MomentumSpectrum()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.interpolate import PchipInterpolator
 
 MASS_GEV = {"e": 0.000511, "mu": 0.10566, "pi": 0.13957, "K": 0.49368, "p": 0.93827}
 PDG_ID = {"e": 11, "mu": 13, "pi": 211, "K": 321, "p": 2212}
@@ -63,6 +62,8 @@ class DriftTable:
         r_max_cm: float,
         n_grid: int = 4096,
     ) -> None:
+        from scipy.interpolate import PchipInterpolator  # scipy is slow to import
+
         r = np.concatenate([[0.0], radius_cm])
         self.grid_cm = np.linspace(0.0, max(r_max_cm, r[-1]), n_grid)
         self.time_ns = PchipInterpolator(r, np.concatenate([[0.0], time_ns]), extrapolate=True)(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +37,20 @@ def load_steering(
     return validate(raw, str(path), lines, set_keys=[o.split("=", 1)[0] for o in overrides])
 
 
+MAX_TEXT = 1_000_000
+"""Characters of a steering file (or a --set value) ccframe parses."""
+MAX_VALUES = 100_000
+"""Keys, items and scalars a steering file may expand to, aliases counted each time they are
+used: YAML aliases can make a few hundred bytes expand to billions of values."""
+MAX_DEPTH = 50
+"""Nesting depth of mappings and lists."""
+
+
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
-    """YAML -> (data, {key path: 1-based line}); syntax errors name the line."""
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise SteeringError(f"{where}: YAML syntax error: {exc.problem or exc}") from None
-    except yaml.YAMLError as exc:
-        raise SteeringError(f"{source}: YAML error: {exc}") from None
+    """YAML -> (data, {key path: 1-based line}); syntax errors name the line. The size of
+    the text, its expansion through aliases and its nesting are bounded."""
+    node = compose_bounded(text, source)
+    data = yaml.SafeLoader(text).get_single_data() if node is not None else None
     lines: dict[tuple[str, ...], int] = {}
     try:
         _record_lines(node, (), lines)
@@ -61,6 +65,75 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]
             if bare and value.value == "" and field is not None and field.default is None:
                 data[str(key.value)] = {}
     return data, lines
+
+
+def compose_bounded(text: str, source: str) -> yaml.Node | None:
+    """The YAML node graph of `text`, refused (`SteeringError`) when the text, its
+    expansion through aliases or its nesting exceeds the bounds above."""
+    if len(text) > MAX_TEXT:
+        raise SteeringError(
+            f"{source}: {len(text)} characters; a steering file holds at most {MAX_TEXT}"
+        )
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}" if mark else source
+        problem = _clip(str(exc.problem or exc))
+        raise SteeringError(f"{where}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise SteeringError(f"{source}: YAML error: {_clip(str(exc))}") from None
+    except RecursionError:
+        raise SteeringError(
+            f"{source}: YAML nested too deeply (at most {MAX_DEPTH} levels)"
+        ) from None
+    expanded_size(node, source)
+    return node
+
+
+def expanded_size(node: yaml.Node | None, source: str) -> int:
+    """Values `node` expands to, aliases counted at every use (memoised, so linear in the
+    size of the text), refused beyond MAX_VALUES values or MAX_DEPTH levels."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth)
+    active: set[int] = set()
+
+    def size(n: yaml.Node) -> tuple[int, int]:
+        key = id(n)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise SteeringError(f"{source}:{n.start_mark.line + 1}: a YAML alias refers to itself")
+        active.add(key)
+        total, deepest = 1, 0
+        children: list[yaml.Node] = []
+        if isinstance(n, yaml.MappingNode):
+            children = [item for pair in n.value for item in pair]
+        elif isinstance(n, yaml.SequenceNode):
+            children = list(n.value)
+        for child in children:
+            values, depth = size(child)
+            total += values
+            deepest = max(deepest, depth)
+            if total > MAX_VALUES:
+                break
+        active.discard(key)
+        sizes[key] = (total, deepest + 1)
+        return sizes[key]
+
+    if node is None:
+        return 0
+    try:
+        total, depth = size(node)
+    except RecursionError:
+        total, depth = 0, MAX_DEPTH + 1
+    if total > MAX_VALUES:
+        raise SteeringError(
+            f"{source}: expands to more than {MAX_VALUES} values (YAML aliases are expanded at "
+            "every use); write the values out or use fewer aliases"
+        )
+    if depth > MAX_DEPTH:
+        raise SteeringError(f"{source}: YAML nested too deeply (at most {MAX_DEPTH} levels)")
+    return total
 
 
 def _record_lines(node: yaml.Node | None, prefix: tuple[str, ...], out: dict) -> None:
@@ -91,10 +164,13 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     """Apply `dotted.key=value` (value parsed as YAML) to the raw steering mapping."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
-        raise SteeringError(f"--set {item!r}: expected dotted.key=value")
+        raise SteeringError(f"--set {_short(item)}: expected dotted.key=value")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
+        parsed = compose_bounded(text, f"--set {key.strip()[:60]}") if text.strip() else None
+        value = yaml.SafeLoader(text).get_single_data() if parsed is not None else None
+    except SteeringError as exc:
+        if "YAML syntax error" not in str(exc) and "YAML error" not in str(exc):
+            raise
         value = text
     parts = key.strip().split(".")
     node: Any = raw
@@ -153,6 +229,8 @@ def validate(
 def _describe(err: Any, raw: Any, source: str, lines: dict, set_keys: list[str]) -> str:
     path = _data_path(err["loc"], raw)
     dotted = ".".join(path)
+    if len(dotted) > 120:
+        dotted = dotted[:117] + "..."
     where = source
     from_set = [k for k in set_keys if dotted == k or dotted.startswith(k + ".")]
     if from_set:
@@ -223,9 +301,17 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
-def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A repr of at most `limit` characters, built without the whole repr of a large
+    value."""
+    brief = reprlib.Repr()
+    brief.maxstring = brief.maxother = limit
+    brief.maxlevel = 3
+    return _clip(brief.repr(value), limit)
 
 
 def dump_steering(steering: Steering) -> str:

@@ -51,7 +51,7 @@ class Resources(_SweepSection):
     """Resources per trial (HTCondor requests; request_cpus and max_runtime_s also apply to
     local trials)."""
 
-    request_cpus: PositiveInt = 1
+    request_cpus: int = Field(1, gt=0, le=1024)
     """Cores per trial (OMP/TF threads follow it)."""
     request_memory_mb: PositiveInt = 4096
     """Memory per trial, MB."""
@@ -77,7 +77,7 @@ class SweepConfig(Resources):
     """grid: every combination of the values; random: seeded draws; bayes: optuna TPE."""
     parameters: dict[str, Parameter] = Field(min_length=1)
     """Dotted steering key -> values or range."""
-    trials: PositiveInt = 10
+    trials: int = Field(10, gt=0, le=100_000)
     """Number of trials (random, bayes)."""
     seed: int = Field(0, ge=0, lt=2**32)
     """Seed of the random and bayes draws."""
@@ -93,7 +93,7 @@ class SweepConfig(Resources):
     """Metrics that rank trials of equal metric, in order (same direction)."""
     executor: Literal["local", "condor"] = "local"
     """Where trials run: local processes, or an HTCondor DAG."""
-    parallel: PositiveInt | None = None
+    parallel: int | None = Field(None, gt=0, le=1024)
     """Local trials at once (default: cores // threads per trial, at least 1)."""
 
     @model_validator(mode="after")

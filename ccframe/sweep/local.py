@@ -3,7 +3,9 @@ each child's wall time, CPU time and peak memory (from wait4) in resources.json.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +28,10 @@ THREAD_VARS = (
     "TF_NUM_INTRAOP_THREADS",
     "TF_NUM_INTEROP_THREADS",
 )
+
+PR_SET_PDEATHSIG = 1
+GRACE_S = 10.0
+"""Seconds a stopped trial has to record its failure before it is killed."""
 
 Log = Callable[[str], None]
 
@@ -96,13 +102,53 @@ def usage_record(
     }
 
 
+def _die_with(parent: int) -> Callable[[], None]:
+    """A child's pre-exec hook: receive SIGTERM when the sweep process dies, however it
+    dies (Linux `PR_SET_PDEATHSIG`), so no trial outlives its sweep."""
+
+    libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+    sigterm = int(signal.SIGTERM)
+
+    def hook() -> None:  # runs between fork and exec: no imports, no locks
+        if libc is not None:
+            libc.prctl(PR_SET_PDEATHSIG, sigterm)
+        if os.getppid() != parent:  # the sweep died before the hook ran
+            os._exit(1)
+
+    return hook
+
+
 def _start(trial: Trial, sweep: SweepConfig, threads: int) -> _Running:
+    """Start `ccframe run` on the trial in its own process group (a terminal's Ctrl-C
+    reaches the sweep, which stops its trials), bound to die with the sweep."""
     env = dict(os.environ)
     env.update({var: str(threads) for var in THREAD_VARS})
     log = (trial.folder / LOG_FILE).open("wb")
     command = [sys.executable, "-m", "ccframe", "run", str(trial.steering_file)]
-    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    proc = subprocess.Popen(
+        command,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+        preexec_fn=_die_with(os.getpid()),
+    )
     return _Running(trial, proc, log, time.perf_counter())
+
+
+def stop(proc: subprocess.Popen[bytes], grace_s: float = GRACE_S) -> None:
+    """SIGTERM to the trial's process group (the run records its failure), SIGKILL after
+    `grace_s`."""
+    for sig, wait in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _finish(job: _Running, status: int, usage: Any, sweep: SweepConfig) -> dict[str, Any]:
@@ -158,7 +204,7 @@ def run_local(
                 if pid == 0:
                     limit = sweep.max_runtime_s
                     if limit and not job.killed and time.perf_counter() - job.start > limit:
-                        job.proc.kill()
+                        os.killpg(job.proc.pid, signal.SIGKILL)
                         job.killed = True
                     continue
                 running.remove(job)
@@ -173,7 +219,6 @@ def run_local(
                 )
     finally:
         for job in running:  # interrupted: stop the children we started
-            job.proc.kill()
-            job.proc.wait()
+            stop(job.proc)
             job.log.close()
     return records

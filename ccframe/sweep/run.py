@@ -10,6 +10,7 @@ from typing import Any
 
 from ccframe.errors import SweepError
 from ccframe.io.atomic import write_text
+from ccframe.pipeline.rundir import FolderLock
 from ccframe.steering.loader import dump_steering, load_steering
 from ccframe.steering.schema import Steering
 from ccframe.sweep import trials as tr
@@ -20,7 +21,7 @@ Log = Callable[[str], None]
 
 
 def prepare(steering: Steering) -> tuple[Path, SweepConfig, dict[str, Any]]:
-    """Check the sweep (paths, values) and create its folder; return (folder, sweep, base)."""
+    """Check the sweep (paths, values); return (folder, sweep, base)."""
     sweep = steering.sweep
     if sweep is None:
         raise SweepError("the steering file has no sweep: section (see steering/lstm_sweep.yaml)")
@@ -32,17 +33,37 @@ def prepare(steering: Steering) -> tuple[Path, SweepConfig, dict[str, Any]]:
         raise SweepError(f"{run_dir}: folder holds a ccframe run, not a sweep; set output=...")
     if run_dir.exists() and not run_dir.is_dir():
         raise SweepError(f"{run_dir}: output exists and is not a folder")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_text(run_dir / SWEEP_FILE, dump_steering(steering))
     return run_dir, sweep, base
 
 
 def sweep(
     path: str, overrides: tuple[str, ...] = (), dry_run: bool = False, log: Log = print
 ) -> Path:
-    """Set up, run and collect a sweep; return its folder."""
+    """Set up, run and collect a sweep; return its folder. One sweep at a time per folder."""
     steering = load_steering(path, overrides)
     run_dir, cfg, base = prepare(steering)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SweepError(f"{run_dir}: cannot create the sweep folder ({exc.strerror})") from None
+    lock = FolderLock(run_dir)
+    if not lock.acquire():
+        raise SweepError(f"{run_dir}: another ccframe sweep is running on this folder")
+    try:
+        write_text(run_dir / SWEEP_FILE, dump_steering(steering))
+        return _sweep(steering, run_dir, cfg, base, dry_run, log)
+    finally:
+        lock.release()
+
+
+def _sweep(
+    steering: Steering,
+    run_dir: Path,
+    cfg: SweepConfig,
+    base: dict[str, Any],
+    dry_run: bool,
+    log: Log,
+) -> Path:
 
     def make(number: int, params: dict[str, Any]) -> tr.Trial:
         return tr.write_trial(base, cfg, run_dir, number, params)

@@ -10,19 +10,23 @@ import math
 import os
 import random
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ccframe.errors import SteeringError, SweepError, closest
 from ccframe.io.atomic import write_json, write_text
+from ccframe.pipeline.rundir import LOCK_FILE, FolderLock, describe_writer, read_status
 from ccframe.steering.loader import _data_path, _model_in, dump_steering, validate
 from ccframe.steering.schema import Steering
 from ccframe.sweep.config import Parameter, SweepConfig
 
 TRIALS_DIR = "trials"
 TRIAL_FILE = "trial.json"
-KEEP_ON_RETRY = ("steering.yaml", TRIAL_FILE)
+KEEP_ON_RETRY = ("steering.yaml", TRIAL_FILE, LOCK_FILE)
+WAIT_FOR_WRITER_S = 60.0
+"""How long a sweep waits for a trial's earlier process (stopped with its sweep) to end."""
 # Keys whose relative paths are read from the working directory (as `ccframe run` reads
 # them); a trial runs in its own folder (HTCondor's initialdir) or is rerun from anywhere.
 CWD_PATHS = ("data.files", "infer.chain", "traditional.thresholds")
@@ -41,14 +45,10 @@ class Trial:
         return self.folder / "steering.yaml"
 
     def status(self) -> str:
-        """done, failed, running or pending (from the run's run.json)."""
-        status = self.folder / "run.json"
-        if not status.is_file():
-            return "pending"
-        try:
-            return str(json.loads(status.read_text()).get("status", "unknown"))
-        except (OSError, ValueError):
-            return "unknown"
+        """done, failed, running, interrupted (its process is gone) or pending (from the
+        run's run.json)."""
+        record = read_status(self.folder)
+        return "pending" if record is None else str(record.get("status", "unknown"))
 
 
 def trial_folder(run_dir: Path, number: int) -> Path:
@@ -200,6 +200,7 @@ def write_trial(
             )
         return trial
     if folder.is_dir():
+        wait_for_writer(folder)
         for entry in folder.iterdir():
             if entry.name not in KEEP_ON_RETRY:
                 if entry.is_dir() and not entry.is_symlink():
@@ -209,6 +210,20 @@ def write_trial(
     write_text(trial.steering_file, dump_steering(steering))
     write_json(folder / TRIAL_FILE, record)
     return trial
+
+
+def wait_for_writer(folder: Path, timeout_s: float = WAIT_FOR_WRITER_S) -> None:
+    """Wait until no process writes the trial folder (a trial of a killed sweep receives
+    SIGTERM and records its failure); refuse to touch it while one still does."""
+    lock = FolderLock(folder)
+    deadline = time.monotonic() + timeout_s
+    while lock.held_elsewhere():
+        if time.monotonic() > deadline:
+            raise SweepError(
+                f"{folder}: still written by {describe_writer(read_status(folder))} after "
+                f"{timeout_s:.0f} s; is another ccframe sweep or run using this folder?"
+            )
+        time.sleep(0.2)
 
 
 def _recorded(folder: Path) -> Any:
