@@ -399,19 +399,18 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise TerminatedError("terminated (SIGTERM)")
 
 
-class _OneLine(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return f"ccframe: {record.levelname.lower()}: {record.getMessage()}"
+class _OneLineHandler(logging.Handler):
+    """`ccframe: warning: ...` on the current stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _echo(f"ccframe: {record.levelname.lower()}: {record.getMessage()}")
 
 
 def _setup_logging() -> None:
     """Warnings of the library (`logging.getLogger('ccframe')`) as one line on stderr."""
     logger = logging.getLogger("ccframe")
-    if not any(getattr(h, "_ccframe", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
-        handler.setFormatter(_OneLine())
-        handler._ccframe = True  # type: ignore[attr-defined]
-        logger.addHandler(handler)
+    if not any(isinstance(h, _OneLineHandler) for h in logger.handlers):
+        logger.addHandler(_OneLineHandler())
     logger.setLevel(logging.INFO)
 
 

@@ -14,17 +14,32 @@ from ccframe.pipeline.rundir import RunDir
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import resolve_traditional, run_traditional, run_tune
 from ccframe.simulate.budget import check_budget
+from ccframe.simulate.config import SimulateConfig
 from ccframe.simulate.stage import simulate_to_root
 from ccframe.steering.schema import Steering, stages
 
 Log = Callable[[str], None]
 
 
+def check_resources(steering: Steering, folder: Path) -> None:
+    """Refuse, before the run folder is touched, settings that would not fit in this
+    machine's memory or disk (each error names its key)."""
+    if steering.simulate is not None:
+        check_budget(steering.simulate, folder)
+    if steering.ml is not None:
+        from ccframe.ml.budget import check_model_budget
+
+        check_model_budget(steering.ml)
+    if steering.pid is not None:
+        pid = steering.pid
+        n = pid.tracks * pid.cells * len(pid.species) * len(pid.momenta_gev)
+        check_budget(steering.simulate or SimulateConfig(), folder, n, n_key="pid.tracks")
+
+
 def run(steering: Steering, argv: list[str], force: bool = False, log: Log = print) -> Path:
     """Run every enabled stage; return the run folder. A failure is recorded, then raised."""
     run_dir = RunDir(steering.output_dir)
-    if steering.simulate is not None:
-        check_budget(steering.simulate, run_dir.path)
+    check_resources(steering, run_dir.path)
     run_dir.prepare(steering, argv, force=force)
     log(f"run '{steering.name}' -> {run_dir.path}  (stages: {', '.join(stages(steering))})")
     results: dict[str, Any] = {}
