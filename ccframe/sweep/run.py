@@ -33,6 +33,10 @@ def prepare(steering: Steering) -> tuple[Path, SweepConfig, dict[str, Any]]:
         raise SweepError(f"{run_dir}: folder holds a ccframe run, not a sweep; set output=...")
     if run_dir.exists() and not run_dir.is_dir():
         raise SweepError(f"{run_dir}: output exists and is not a folder")
+    if sweep.executor == "condor":
+        from ccframe.sweep.condor import check
+
+        check(run_dir, sweep)
     return run_dir, sweep, base
 
 
