@@ -1,8 +1,9 @@
 """Read waveforms and truth from ROOT trees with uproot, chunk by chunk, into typed batches.
 
-Every problem with an input (missing or corrupt file, missing tree or branch, wrong dtype
-or shape, empty tree, NaN/inf samples) is an `InputError` naming the file, tree, branch or
-entry and what was expected.
+Every problem with an input (missing or corrupt file, missing tree or branch, a basket that
+fails to decompress or whose checksum does not match, wrong dtype or shape, empty tree,
+NaN/inf samples, a waveform that does not match its `<branch>_checksum`) is an `InputError`
+naming the file, tree, branch or entry and what was expected.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ccframe.errors import InputError, closest
+from ccframe.errors import CcframeError, InputError, closest
 from ccframe.io.config import TRUTH_NAMES, DataConfig
 from ccframe.kernels.baseline import baseline_rms
+from ccframe.kernels.checksum import checksum_branch, row_checksums
+from ccframe.resources import require_memory
+
+READ_COPIES = 2
+"""Copies of a chunk's raw samples alive while it is read (uproot's array, awkward's copy)."""
 
 
 @dataclass
@@ -44,17 +50,19 @@ class WaveformBatch:
 
 
 def expand_files(patterns: list[str]) -> list[str]:
-    """Paths and globs -> existing files, in order, each once."""
+    """Paths and globs -> existing files, in order, each once. A path naming an existing file
+    is taken literally (`run[1].root`); only otherwise is it a glob pattern."""
     files: list[str] = []
     for pattern in patterns:
-        if glob.has_magic(pattern):
-            matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        path = os.path.expanduser(pattern)
+        if Path(path).is_file():
+            matches = [path]
+        elif glob.has_magic(pattern):
+            matches = sorted(glob.glob(path))
             if not matches:
                 raise InputError(f"{pattern}: no file matches this pattern")
         else:
-            matches = [os.path.expanduser(pattern)]
-            if not Path(matches[0]).is_file():
-                raise InputError(f"{pattern}: file not found")
+            raise InputError(f"{pattern}: file not found")
         files.extend(m for m in matches if m not in files)
     return files
 
@@ -81,7 +89,11 @@ def open_file(path: str) -> tuple[Any, list[str]]:
 
 def rntuples(file: Any) -> list[str]:
     """Names of the RNTuples in an open file (not readable by ccframe yet)."""
-    return [k.split(";")[0] for k, cls in file.classnames().items() if "RNTuple" in cls]
+    try:
+        classes = file.classnames()
+    except Exception as exc:
+        raise InputError(f"{file.file_path}: corrupt ROOT file ({reason(exc)})") from None
+    return [k.split(";")[0] for k, cls in classes.items() if "RNTuple" in cls]
 
 
 def open_tree(path: str, tree: str) -> Any:
@@ -106,6 +118,34 @@ def reason(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:160]
 
 
+def unreadable(path: str, tree: Any, branch: str, exc: BaseException, entries: str = "") -> str:
+    """The message for a branch whose baskets cannot be read (decompression, checksum, ...)."""
+    where = f" (entries {entries})" if entries else ""
+    return (
+        f"{path}: tree '{tree.name}', branch '{branch}'{where}: corrupt or unreadable data "
+        f"({reason(exc)})"
+    )
+
+
+def read_branch(tree: Any, name: str, path: str, **options: Any) -> Any:
+    """`tree[name].array(**options)`; any failure to read it is an `InputError` naming the
+    file, tree and branch."""
+    try:
+        return tree[name].array(**options)
+    except Exception as exc:  # decompression and checksum errors, truncated baskets, ...
+        raise InputError(unreadable(path, tree, name, exc)) from None
+
+
+def failing_branch(tree: Any, names: list[str], start: int, stop: int) -> str | None:
+    """The first of `names` whose entries [start, stop) cannot be read, if any."""
+    for name in names:
+        try:
+            tree[name].array(entry_start=start, entry_stop=stop, library="np")
+        except Exception:
+            return name
+    return None
+
+
 def require_branch(tree: Any, name: str, path: str, what: str) -> Any:
     if name not in tree:
         raise InputError(
@@ -117,10 +157,13 @@ def require_branch(tree: Any, name: str, path: str, what: str) -> Any:
 
 def check_waveform_branch(branch: Any, path: str) -> None:
     """The waveform branch must hold a numeric array (fixed-size or jagged) per entry."""
-    interp = branch.interpretation
+    where = f"{path}: branch '{branch.name}'"
+    try:
+        interp = branch.interpretation
+    except Exception as exc:
+        raise InputError(f"{where}: cannot interpret its type ({reason(exc)})") from None
     inner = getattr(interp, "content", interp)  # AsJagged -> its content
     dtype = getattr(inner, "to_dtype", None)
-    where = f"{path}: branch '{branch.name}'"
     if dtype is None or dtype.base.kind not in "iuf":
         raise InputError(
             f"{where} has type {branch.typename}; expected an array of numbers per entry"
@@ -150,6 +193,7 @@ def resolve_truth(tree: Any, data: DataConfig, path: str) -> dict[str, str]:
 
 
 def sampling_of(tree: Any, data: DataConfig, path: str) -> float:
+    """The sampling rate (GHz): data.sampling_ghz, else the file's sampling branch."""
     if data.sampling_ghz is not None:
         return float(data.sampling_ghz)
     if data.sampling_branch not in tree:
@@ -157,13 +201,62 @@ def sampling_of(tree: Any, data: DataConfig, path: str) -> float:
             f"{path}: no branch '{data.sampling_branch}' gives the sampling rate; "
             "set data.sampling_ghz (inspect: --sampling-ghz)"
         )
-    values = tree[data.sampling_branch].array(library="np", entry_stop=1000)
-    if values.size == 0 or not np.all(values == values[0]) or values[0] <= 0:
+    values = np.asarray(
+        read_branch(tree, data.sampling_branch, path, library="np", entry_stop=1000)
+    )
+    if (
+        values.dtype.kind not in "iuf"
+        or values.ndim != 1
+        or values.size == 0
+        or not np.all(values == values[0])
+        or not (np.isfinite(values[0]) and values[0] > 0)
+    ):
         raise InputError(
             f"{path}: branch '{data.sampling_branch}' does not hold one positive sampling rate; "
             "set data.sampling_ghz (inspect: --sampling-ghz)"
         )
     return float(values[0])
+
+
+def sample_layout(branch: Any, entries: int) -> tuple[int, int]:
+    """(samples per entry, bytes per sample) of a checked waveform branch; for a jagged branch
+    the samples are estimated from its uncompressed size (no basket is read)."""
+    interp = branch.interpretation
+    inner = getattr(interp, "content", interp)
+    dtype = inner.to_dtype
+    if dtype.shape != ():
+        return int(np.prod(dtype.shape)), int(dtype.base.itemsize)
+    total = branch.member("fTotBytes", none_if_missing=True) or 0
+    return max(1, int(total) // max(entries, 1) // dtype.itemsize), int(dtype.itemsize)
+
+
+def require_chunk_memory(branch: Any, data: DataConfig, entries: int, stop: int) -> None:
+    """Refuse (ResourceError naming data.chunk_size) a chunk that would not fit in memory:
+    the raw samples (READ_COPIES copies) and their float32 conversion. `entries`: the
+    tree's; `stop`: the entries to read."""
+    n = min(data.chunk_size, stop)
+    samples, itemsize = sample_layout(branch, entries)
+    nbytes = n * samples * (READ_COPIES * itemsize + 4)
+    require_memory(nbytes, "data.chunk_size", f"a chunk of {n} waveforms of {samples} samples")
+
+
+def checksum_of(tree: Any, data: DataConfig, path: str) -> str | None:
+    """The tree's `<waveform_branch>_checksum` branch (one uint64 per entry), if it has one."""
+    name = checksum_branch(data.waveform_branch)
+    if name not in tree:
+        return None
+    try:
+        dtype = getattr(tree[name].interpretation, "to_dtype", None)
+    except Exception as exc:
+        raise InputError(
+            f"{path}: branch '{name}': cannot interpret its type ({reason(exc)})"
+        ) from None
+    if dtype is None or dtype.shape != () or dtype.kind != "u" or dtype.itemsize != 8:
+        raise InputError(
+            f"{path}: branch '{name}' has type {tree[name].typename}; expected one uint64 "
+            f"checksum of '{data.waveform_branch}' per entry"
+        )
+    return name
 
 
 def iter_batches(data: DataConfig, files: list[str] | None = None) -> Iterator[WaveformBatch]:
@@ -187,14 +280,19 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
     sampling = sampling_of(tree, data, path)
     n_base = max(1, round(data.baseline_window_ns * sampling))
     truth_map = resolve_truth(tree, data, path)
+    checksum = checksum_of(tree, data, path)
     stop = tree.num_entries if limit is None else min(tree.num_entries, limit)
+    require_chunk_memory(branch, data, tree.num_entries, stop)
     names = [data.waveform_branch, *truth_map.values()]
+    names += [checksum] if checksum else []
     start = 0
     n_samples = None
     try:
         chunks = tree.iterate(names, step_size=data.chunk_size, entry_stop=stop, library="ak")
         for chunk in chunks:
             n = len(chunk)
+            if checksum:
+                verify_checksums(chunk, data, path, checksum, start)
             batch = _make_batch(chunk, path, data, sampling, n_base, truth_map, start)
             if batch is not None:
                 if n_samples is not None and batch.n_samples != n_samples:
@@ -206,12 +304,35 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
                 n_samples = batch.n_samples
                 yield batch
             start += n
-    except InputError:
+    except CcframeError:
         raise
-    except Exception as exc:  # truncated baskets, decompression errors, ...
+    except Exception as exc:  # truncated baskets, decompression and checksum errors, ...
+        end = min(start + data.chunk_size, stop)
+        culprit = failing_branch(tree, names, start, end)
+        if culprit is not None:
+            raise InputError(unreadable(path, tree, culprit, exc, f"{start}..{end - 1}")) from None
         raise InputError(
             f"{path}: cannot read entries from {start} of tree '{data.tree}' ({reason(exc)})"
         ) from None
+
+
+def verify_checksums(chunk: ak.Array, data: DataConfig, path: str, name: str, start: int) -> None:
+    """Compare the raw waveforms of a chunk with their stored checksums."""
+    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start)
+    try:
+        computed = row_checksums(waves)
+    except ValueError as exc:
+        raise InputError(
+            f"{path}: branch '{name}' cannot check '{data.waveform_branch}' ({exc})"
+        ) from None
+    stored = ak.to_numpy(chunk[name]).astype(np.uint64, copy=False)
+    bad = np.flatnonzero(computed != stored)
+    if bad.size:
+        raise InputError(
+            f"{path}: tree '{data.tree}' entry {start + int(bad[0])}: branch "
+            f"'{data.waveform_branch}' does not match its checksum in '{name}' ({bad.size} such "
+            "entries in this chunk); the file is corrupt"
+        )
 
 
 def _make_batch(

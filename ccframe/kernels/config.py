@@ -140,5 +140,5 @@ class TimeListConfig(_KernelSection):
     [0, n_samples / sampling_ghz) ns (time 0 = the first sample). The one binning rule:
     bin = floor(t_ns * (n_bins / window_ns)) in float64, clipped to [0, n_bins - 1]."""
 
-    n_bins: int = Field(1024, ge=1, le=1_000_000)
+    n_bins: int = Field(1024, gt=0, le=1_000_000)
     """Bins of the time list (the CNN's input length)."""

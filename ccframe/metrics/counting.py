@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,15 +10,20 @@ import numpy as np
 
 def core_sigma(values: np.ndarray, clip: float = 2.0, iterations: int = 10) -> float:
     """Gaussian-core width: the standard deviation after iterative clipping at `clip` sigma,
-    corrected for the clipping (a Gaussian clipped at 2 sigma keeps 0.774 of its variance)."""
+    corrected for the clipping (a Gaussian clipped at 2 sigma keeps 0.774 of its variance).
+
+    NaN (no core) for fewer than 2 finite values, and when the clipping collapses onto a
+    single value although the values spread (a spike, e.g. most counts 0, has no Gaussian
+    core; its width 0 would read as a perfect resolution). 0 only when all values are equal."""
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if v.size < 2:
         return float("nan")
     centre, width = float(np.median(v)), float(np.std(v))
+    spread = width > 0
     for _ in range(iterations):
         if width == 0:
-            return 0.0
+            return float("nan") if spread else 0.0
         kept = v[np.abs(v - centre) < clip * width]
         if kept.size < 2:
             break
@@ -60,13 +66,42 @@ def count_metrics(n_pred: np.ndarray, n_true: np.ndarray) -> dict[str, Any]:
 
 
 def count_summary(m: dict[str, Any]) -> str:
-    """One line of `count_metrics`: means, relative bias and both resolutions."""
+    """One line of `count_metrics`: means, relative bias and both resolutions ('n/a' where a
+    metric is unavailable)."""
+    if not m.get("waveforms"):
+        return "no waveforms with true clusters"
     return (
-        f"mean {m['mean_pred']:.2f} vs true {m['mean_true']:.2f}: "
-        f"relative bias {m['relative_bias']:+.3f}, "
-        f"resolution {m['relative_resolution_rms']:.3f} (RMS), "
-        f"{m['relative_resolution_core']:.3f} (core)"
+        f"mean {fmt(m.get('mean_pred'), '.2f')} vs true {fmt(m.get('mean_true'), '.2f')}: "
+        f"relative bias {fmt(m.get('relative_bias'), '+.3f')}, "
+        f"resolution {fmt(m.get('relative_resolution_rms'), '.3f')} (RMS), "
+        f"{fmt(m.get('relative_resolution_core'), '.3f')} (core)"
     )
+
+
+def available(value: Any) -> bool:
+    """Whether a metric has a value: a finite number (not None, NaN or inf)."""
+    return (
+        isinstance(value, int | float | np.number)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def fmt(value: Any, spec: str) -> str:
+    """`value` formatted with `spec`, or 'n/a' when the metric is unavailable."""
+    return format(value, spec) if available(value) else "n/a"
+
+
+def json_ready(obj: Any) -> Any:
+    """A copy of nested dicts / lists with every unavailable number (NaN, inf) as None, which
+    JSON writes as null (NaN is not JSON)."""
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    if isinstance(obj, float | np.floating) and not math.isfinite(float(obj)):
+        return None
+    return obj
 
 
 def versus(

@@ -5,16 +5,27 @@ kernel settings, threshold and sampling rate) and applied to any reader batch.""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import awkward as ak
 import numpy as np
+from pydantic import BaseModel, ValidationError
 
-from ccframe.errors import InputError
+from ccframe.errors import InputError, closest
 from ccframe.io.atomic import write_json
-from ccframe.io.reader import WaveformBatch
+from ccframe.io.config import DataConfig
+from ccframe.io.reader import (
+    WaveformBatch,
+    check_waveform_branch,
+    open_tree,
+    reason,
+    require_branch,
+    sample_layout,
+    sampling_of,
+)
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.config import CandidateConfig, TimeListConfig, WindowConfig
 from ccframe.kernels.jagged import flat, to_jagged
@@ -23,6 +34,22 @@ from ccframe.kernels.windows import slice_windows
 
 CHAIN_SCHEMA = 1
 CLASSIFIER_FILE, COUNTER_FILE, CHAIN_FILE = "classifier.keras", "counter.keras", "chain.json"
+MAX_CHAIN_BYTES = 1 << 20
+"""A chain.json is a few hundred bytes; anything over this is not one."""
+MAX_SAMPLES = 100_000_000
+MAX_SAMPLING_GHZ = 1000.0
+MAX_WINDOW_NS = 1e9
+KEYS = (
+    "schema",
+    "candidates",
+    "window",
+    "time_list",
+    "threshold",
+    "sampling_ghz",
+    "n_samples",
+    "baseline_window_ns",
+)
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass
@@ -50,16 +77,156 @@ class ChainSettings:
         }
 
     @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ChainSettings:
-        return cls(
-            candidates=CandidateConfig.model_validate(d["candidates"]),
-            window=WindowConfig.model_validate(d["window"]),
-            time_list=TimeListConfig.model_validate(d["time_list"]),
-            threshold=float(d["threshold"]),
-            sampling_ghz=float(d["sampling_ghz"]),
-            n_samples=int(d["n_samples"]),
-            baseline_window_ns=float(d["baseline_window_ns"]),
+    def from_json(cls, d: Any, where: str = CHAIN_FILE) -> ChainSettings:
+        """Validated settings from the parsed chain.json `d` (`where` names it in errors):
+        schema version, known keys only, sections valid, finite numbers in range."""
+        if not isinstance(d, dict):
+            raise invalid(where, f"expected a JSON object, got {type(d).__name__}")
+        _check_schema(d, where)
+        unknown = [k for k in d if k not in KEYS]
+        if unknown:
+            key = str(unknown[0])
+            raise invalid(where, f"unknown key '{key}'{closest(key, KEYS)}")
+        missing = [k for k in KEYS if k not in d]
+        if missing:
+            raise invalid(where, f"key '{missing[0]}' is missing")
+        settings = cls(
+            candidates=_section(d, "candidates", CandidateConfig, where),
+            window=_section(d, "window", WindowConfig, where),
+            time_list=_section(d, "time_list", TimeListConfig, where),
+            threshold=_number(d, "threshold", where, 0.0, 1.0),
+            sampling_ghz=_number(d, "sampling_ghz", where, 0.0, MAX_SAMPLING_GHZ, open_low=True),
+            n_samples=_integer(d, "n_samples", where, 1, MAX_SAMPLES),
+            baseline_window_ns=_number(d, "baseline_window_ns", where, 0.0, MAX_WINDOW_NS, True),
         )
+        settings.check_consistent(where)
+        return settings
+
+    @property
+    def window_samples(self) -> int:
+        """Samples of one classifier window."""
+        return self.window.before + 1 + self.window.after
+
+    def check_consistent(self, where: str) -> None:
+        """The window and the baseline window must fit in the waveforms trained on."""
+        if self.window_samples > self.n_samples:
+            raise invalid(
+                where,
+                f"key 'window': {self.window_samples} samples, more than the "
+                f"{self.n_samples} of a waveform ('n_samples')",
+            )
+        n_base = max(1, round(self.baseline_window_ns * self.sampling_ghz))
+        if n_base > self.n_samples:
+            raise invalid(
+                where,
+                f"key 'baseline_window_ns': {n_base} samples, more than the "
+                f"{self.n_samples} of a waveform ('n_samples')",
+            )
+
+    def mismatch(self, file: str, sampling_ghz: float, n_samples: int) -> str | None:
+        """Why waveforms of `file` (rate, length) cannot go through this chain, or None."""
+        if not np.isclose(sampling_ghz, self.sampling_ghz, rtol=1e-6):
+            return (
+                f"{file}: sampled at {sampling_ghz} GHz, the chain was trained at "
+                f"{self.sampling_ghz} GHz; refusing to apply it (set data.sampling_ghz if the "
+                "file states the wrong rate)"
+            )
+        if n_samples != self.n_samples:
+            return (
+                f"{file}: {n_samples} samples per waveform, the chain was trained on "
+                f"{self.n_samples} (its time list spans {self.n_samples / self.sampling_ghz:g} ns)"
+            )
+        return None
+
+
+def invalid(where: str, detail: str) -> InputError:
+    """The error for a chain.json whose content is wrong."""
+    return InputError(f"{where}: incomplete or invalid chain settings: {detail}")
+
+
+def _check_schema(d: dict[str, Any], where: str) -> None:
+    schema = d.get("schema")
+    if isinstance(schema, bool) or schema != CHAIN_SCHEMA:
+        raise InputError(
+            f"{where}: chain schema {_shown(schema)} (key 'schema'), this ccframe reads schema "
+            f"{CHAIN_SCHEMA}; retrain with this version"
+        )
+
+
+def _section(d: dict[str, Any], key: str, model: type[Model], where: str) -> Model:
+    try:
+        return model.model_validate(d[key])
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in (key, *err["loc"]))
+        raise invalid(where, f"key '{loc}': {err['msg']}") from None
+
+
+def _number(
+    d: dict[str, Any], key: str, where: str, low: float, high: float, open_low: bool = False
+) -> float:
+    """d[key] as a finite float in [low, high] ((low, high] with `open_low`)."""
+    value = d[key]
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    ok = number and (isinstance(value, int) or math.isfinite(value))  # ints: no overflow
+    if ok and (value > low if open_low else value >= low) and value <= high:
+        return float(value)
+    bounds = f"{'(' if open_low else '['}{low:g}, {high:g}]"
+    raise invalid(where, f"key '{key}' is {_shown(value)}; expected a finite number in {bounds}")
+
+
+def _integer(d: dict[str, Any], key: str, where: str, low: int, high: int) -> int:
+    value = d[key]
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return value
+    raise invalid(where, f"key '{key}' is {_shown(value)}; expected an integer in [{low}, {high}]")
+
+
+def _shown(value: Any) -> str:
+    """A short rendering of a JSON value for an error message, as JSON writes it."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    return json.dumps(value)[:40]
+
+
+def read_settings(folder: Path) -> ChainSettings:
+    """The validated settings of the chain saved in `folder` (no TensorFlow involved)."""
+    path = folder / CHAIN_FILE
+    if not path.is_file():
+        raise InputError(
+            f"{folder}: no trained chain here (expected {CHAIN_FILE}, {CLASSIFIER_FILE} and "
+            f"{COUNTER_FILE} from a `ccframe run` with an ml: section)"
+        )
+    try:
+        size = path.stat().st_size
+        if size > MAX_CHAIN_BYTES:
+            raise InputError(f"{path}: {size} bytes, not a chain.json (a few hundred bytes)")
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be a chain.json") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8
+        raise InputError(f"{path}: cannot read it ({reason(exc)})") from None
+    return ChainSettings.from_json(meta, str(path))
+
+
+def check_inputs(settings: ChainSettings, data: DataConfig, files: list[str]) -> None:
+    """Refuse inputs whose sampling rate or waveform length the chain was not trained on,
+    from the files' headers (before anything is read in bulk or TensorFlow is loaded)."""
+    for path in files:
+        tree = open_tree(path, data.tree)
+        branch = require_branch(tree, data.waveform_branch, path, "data.waveform_branch")
+        check_waveform_branch(branch, path)
+        if type(branch.interpretation).__name__ == "AsJagged":
+            continue  # its length is known only once read; Chain.check tests each batch
+        problem = settings.mismatch(
+            path, sampling_of(tree, data, path), sample_layout(branch, 1)[0]
+        )
+        if problem:
+            raise InputError(problem)
 
 
 class Predictor:
@@ -150,24 +317,19 @@ class Chain:
         write_json(folder / CHAIN_FILE, self.settings.to_json())
 
     @classmethod
-    def load(cls, folder: Path, batch: int = 8192) -> Chain:
-        """Load a saved chain; a missing folder or file, or another schema, is an error."""
-        meta_path = folder / CHAIN_FILE
-        if not meta_path.is_file():
-            raise InputError(
-                f"{folder}: no trained chain here (expected {CHAIN_FILE}, {CLASSIFIER_FILE} and "
-                f"{COUNTER_FILE} from a `ccframe run` with an ml: section)"
-            )
-        try:
-            meta = json.loads(meta_path.read_text())
-            schema = meta.get("schema")
-        except (OSError, ValueError, AttributeError) as exc:
-            raise InputError(f"{meta_path}: cannot read it ({exc})") from None
-        if schema != CHAIN_SCHEMA:
-            raise InputError(
-                f"{meta_path}: chain schema {schema!r}, this ccframe reads schema {CHAIN_SCHEMA}; "
-                "retrain with this version"
-            )
+    def load(
+        cls,
+        folder: Path,
+        batch: int = 8192,
+        data: DataConfig | None = None,
+        files: list[str] | None = None,
+    ) -> Chain:
+        """Load a saved chain; a missing folder or file, an invalid chain.json or another
+        schema is an error. With `data` and `files`, inputs the chain cannot take are refused
+        before TensorFlow is imported."""
+        settings = read_settings(folder)
+        if data is not None and files is not None:
+            check_inputs(settings, data, files)
         from ccframe.ml.runtime import keras
 
         models = []
@@ -176,25 +338,12 @@ class Chain:
                 models.append(keras.models.load_model(folder / name, compile=False))
             except Exception as exc:  # missing, truncated or foreign files
                 raise InputError(f"{folder / name}: cannot load the model ({exc})") from None
-        try:
-            settings = ChainSettings.from_json(meta)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"{meta_path}: incomplete or invalid chain settings ({exc})") from None
         return cls(models[0], models[1], settings, batch)
 
     def check(self, batch: WaveformBatch) -> None:
-        s = self.settings
-        if not np.isclose(batch.sampling_ghz, s.sampling_ghz, rtol=1e-6):
-            raise InputError(
-                f"{batch.file}: sampled at {batch.sampling_ghz} GHz, the chain was trained at "
-                f"{s.sampling_ghz} GHz; refusing to apply it (set data.sampling_ghz if the file "
-                "states the wrong rate)"
-            )
-        if batch.n_samples != s.n_samples:
-            raise InputError(
-                f"{batch.file}: {batch.n_samples} samples per waveform, the chain was trained on "
-                f"{s.n_samples} (its time list spans {s.n_samples / s.sampling_ghz:g} ns)"
-            )
+        problem = self.settings.mismatch(batch.file, batch.sampling_ghz, batch.n_samples)
+        if problem:
+            raise InputError(problem)
 
     def apply(self, batch: WaveformBatch) -> dict[str, Any]:
         """Per waveform: counts and accepted peaks; per candidate: sample and score."""

@@ -133,7 +133,7 @@ class ClassifierConfig(_ModelConfig):
     """Training loss on the 0/1 label."""
     focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
     """Focusing parameter of the focal loss."""
-    threshold: float | Literal["f1", "efficiency_purity"] = "f1"
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)] | Literal["f1", "efficiency_purity"] = "f1"
     """Score above which a candidate is a peak: a number, or the validation threshold that
     maximises F1 or efficiency x purity."""
 

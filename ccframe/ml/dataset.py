@@ -26,6 +26,7 @@ from ccframe.kernels.windows import slice_windows
 from ccframe.ml.config import DatasetConfig
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.traditional import has_truth, reconstruct
+from ccframe.resources import require_memory
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
@@ -116,6 +117,7 @@ def build(
     parts: dict[str, list[np.ndarray]] = {}
     files: list[str] = []
     sampling = n_samples = None
+    window_bytes = 0
     for batch in batches:
         if not has_truth(batch):
             raise InputError(
@@ -124,6 +126,7 @@ def build(
                 "this file does not have; map its branches in data.truth"
             )
         if sampling is None:
+            check_window_fits(batch, cfg)
             sampling, n_samples = batch.sampling_ghz, batch.n_samples
         elif (batch.sampling_ghz, batch.n_samples) != (sampling, n_samples):
             raise InputError(
@@ -133,7 +136,9 @@ def build(
             )
         if batch.file not in files:
             files.append(batch.file)
-        for key, value in batch_arrays(batch, cfg, traditional).items():
+        arrays = batch_arrays(batch, cfg, traditional, window_bytes)
+        window_bytes += arrays["windows"].nbytes
+        for key, value in arrays.items():
             parts.setdefault(key, []).append(value)
         parts.setdefault("file_index", []).append(
             np.full(len(batch), files.index(batch.file), dtype=np.int32)
@@ -154,13 +159,54 @@ def build(
     )
 
 
+def window_samples(cfg: DatasetConfig) -> int:
+    """Samples of one classifier window."""
+    return cfg.window.before + 1 + cfg.window.after
+
+
+def window_problem(n_samples: int, cfg: DatasetConfig) -> str | None:
+    """Why waveforms of `n_samples` cannot train the classifier (shorter than its window:
+    the windows would be mostly copies of the edge samples), or None."""
+    width = window_samples(cfg)
+    if n_samples >= width:
+        return None
+    return (
+        f"{n_samples} samples per waveform, fewer than the classifier window of {width} "
+        f"samples (ml.dataset.window: before {cfg.window.before} + 1 + after "
+        f"{cfg.window.after}); record longer waveforms (e.g. simulate.detector.window_ns) or "
+        "shorten the window"
+    )
+
+
+def check_window_fits(batch: WaveformBatch, cfg: DatasetConfig) -> None:
+    """Refuse a batch of waveforms shorter than the classifier's window."""
+    problem = window_problem(batch.n_samples, cfg)
+    if problem:
+        raise InputError(f"{batch.file}: {problem}")
+
+
+def require_window_memory(n_windows: int, width: int, held: int) -> None:
+    """Refuse (ResourceError naming ml.dataset.max_events) a batch of windows whose bytes,
+    with those of the whole dataset when it is stacked at the end, would not fit."""
+    nbytes = n_windows * width * 4
+    require_memory(
+        nbytes + held + nbytes,
+        "ml.dataset.max_events",
+        f"a dataset of {(held + nbytes) // (4 * width)} candidate windows of {width} samples "
+        "(so far)",
+    )
+
+
 def batch_arrays(
-    batch: WaveformBatch, cfg: DatasetConfig, traditional: TraditionalConfig
+    batch: WaveformBatch, cfg: DatasetConfig, traditional: TraditionalConfig, held: int = 0
 ) -> dict[str, np.ndarray]:
-    """One batch's share of a `Dataset` (n_candidates instead of offsets)."""
+    """One batch's share of a `Dataset` (n_candidates instead of offsets); `held`: bytes of
+    the windows of the batches before it."""
     truth = batch.truth
-    assert truth is not None
+    if truth is None:
+        raise InputError(f"{batch.file}: the ML stage needs Monte Carlo truth")
     candidates = find_candidates(batch.waveforms, batch.baseline, batch.rms, cfg.candidates)
+    require_window_memory(int(ak.sum(ak.num(candidates, axis=1))), window_samples(cfg), held)
     windows = slice_windows(batch.waveforms, batch.baseline, batch.rms, candidates, cfg.window)
     expected = expected_samples(truth, batch.sampling_ghz, cfg.match)
     match = match_peaks(candidates, expected, truth.electron_primary, cfg.match)

@@ -7,24 +7,36 @@ from typing import Any, Literal
 import numpy as np
 from sklearn import metrics as skm
 
-from ccframe.metrics.counting import count_metrics, momentum_edges, versus
+from ccframe.errors import InputError
+from ccframe.metrics.counting import available, count_metrics, momentum_edges, versus
+
+GAINS = ("relative_resolution_rms", "relative_resolution_core")
 
 
 def choose_threshold(
     scores: np.ndarray, signal: np.ndarray, rule: float | Literal["f1", "efficiency_purity"]
 ) -> float:
     """A fixed threshold, or the score cut that maximises F1 or efficiency x purity (on the
-    validation split)."""
+    validation split, which needs both signal and noise candidates for it)."""
     if not isinstance(rule, str):
         return float(rule)
+    n_signal = int(np.count_nonzero(signal > 0.5))
+    if n_signal == 0 or n_signal == signal.size:
+        raise InputError(
+            f"ml.classifier.threshold: the validation split has {n_signal} signal candidates "
+            f"of {signal.size}; choosing the {rule} threshold needs both signal and noise "
+            "(use more waveforms or a larger ml.dataset.validation_fraction, or set a fixed "
+            "threshold)"
+        )
     precision, recall, cuts = skm.precision_recall_curve(signal, scores)
     p, r = precision[:-1], recall[:-1]
     with np.errstate(invalid="ignore", divide="ignore"):
         figure = 2 * p * r / (p + r) if rule == "f1" else p * r
     figure = np.nan_to_num(figure)
-    # precision_recall_curve accepts score >= cut; the chain accepts score > threshold.
+    # precision_recall_curve accepts score >= cut; the chain accepts score > threshold
+    # (kept in [0, 1], the range of a sigmoid score and of a valid chain.json).
     best = int(np.argmax(figure))
-    return float(np.nextafter(cuts[best], -np.inf))
+    return float(np.clip(np.nextafter(cuts[best], -np.inf), 0.0, 1.0))
 
 
 def classification(scores: np.ndarray, signal: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -61,8 +73,12 @@ def classification(scores: np.ndarray, signal: np.ndarray, threshold: float) -> 
 
 
 def roc_table(scores: np.ndarray, signal: np.ndarray, points: int = 200) -> dict[str, np.ndarray]:
-    """The ROC curve, thinned to about `points` rows."""
-    fpr, tpr, cuts = skm.roc_curve(signal.astype(bool), scores)
+    """The ROC curve, thinned to about `points` rows (no rows without both classes)."""
+    truth = signal.astype(bool)
+    if not (truth.any() and (~truth).any()):
+        empty = np.empty(0, dtype=np.float64)
+        return {"threshold": empty, "fpr": empty, "tpr": empty}
+    fpr, tpr, cuts = skm.roc_curve(truth, scores)
     keep = np.unique(np.linspace(0, fpr.size - 1, min(points, fpr.size)).astype(int))
     return {"threshold": cuts[keep], "fpr": fpr[keep], "tpr": tpr[keep]}
 
@@ -119,7 +135,8 @@ def counting(
     counts: dict[str, np.ndarray], n_true: np.ndarray, momentum: np.ndarray, bins: int
 ) -> dict[str, Any]:
     """Bias and resolution of each count (e.g. ml, traditional) against the truth, overall
-    and versus momentum, and the ML's relative gain in resolution over the traditional."""
+    and versus momentum, and the ML's relative gain in resolution over the traditional
+    (None where either resolution is unavailable or the traditional's is 0)."""
     out: dict[str, Any] = {}
     finite = np.isfinite(momentum)
     edges = momentum_edges(momentum[finite], bins) if finite.any() else None
@@ -129,9 +146,15 @@ def counting(
             entry["vs_momentum"] = versus(momentum[finite], edges, pred[finite], n_true[finite])
         out[name] = entry
     if {"ml", "traditional"} <= set(counts):
-        for kind in ("relative_resolution_rms", "relative_resolution_core"):
-            ml = out["ml"]["overall"].get(kind)
-            trad = out["traditional"]["overall"].get(kind)
-            if ml is not None and trad:
-                out.setdefault("ml_gain_over_traditional", {})[kind] = 1.0 - ml / trad
+        out["ml_gain_over_traditional"] = {
+            kind: gain(out["ml"]["overall"].get(kind), out["traditional"]["overall"].get(kind))
+            for kind in GAINS
+        }
     return out
+
+
+def gain(ml: Any, traditional: Any) -> float | None:
+    """1 - ml / traditional, or None when either is unavailable or traditional is not > 0."""
+    if available(ml) and available(traditional) and traditional > 0:
+        return 1.0 - float(ml) / float(traditional)
+    return None

@@ -51,7 +51,7 @@ def infer(
         raise OutputError(f"{output}: exists; use --force to replace it")
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder")
-    chain = Chain.load(run_dir, batch)
+    chain = Chain.load(run_dir, batch, data=data, files=files)
     t0 = time.perf_counter()
     n = write_tree(output, "predictions", chunks(chain, iter_batches(data, files), files))
     wall = time.perf_counter() - t0

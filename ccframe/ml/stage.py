@@ -16,7 +16,7 @@ from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
-from ccframe.metrics.counting import count_summary
+from ccframe.metrics.counting import count_summary, fmt, json_ready
 from ccframe.ml import evaluate
 from ccframe.ml.chain import (
     Chain,
@@ -31,6 +31,7 @@ from ccframe.ml.dataset import SPLIT_NAMES, TEST, TRAIN, VALIDATION, Dataset, bu
 from ccframe.ml.runtime import configure
 from ccframe.ml.train import expected_initial_loss, fit
 from ccframe.reco.config import TraditionalConfig
+from ccframe.resources import require_memory
 
 Log = Callable[[str], None]
 WRITE_CHUNK = 10_000
@@ -162,8 +163,9 @@ def run_ml(
     seed: int,
     log: Log,
 ) -> dict[str, Any]:
-    """Train, evaluate and save the chain; return the metrics."""
+    """Train, evaluate and save the chain; return the metrics (unavailable ones as None)."""
     ds = load_dataset(cfg, data, files, run_dir, traditional, seed, log)
+    require_training_memory(cfg, ds)
     configure(cfg.device, cfg.threads, seed)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -230,11 +232,29 @@ def run_ml(
         },
         "timing": {k: round(v, 2) for k, v in timing.items()},
     }
+    metrics = json_ready(metrics)
     write_roc(run_dir / "roc_test.csv", evaluate.roc_table(scores[test], y[test]))
     target = run_dir / cfg.output
     write_tree(target, "predictions", prediction_chunks(ds, scores, accept, n_ml))
     log(format_ml(metrics, target))
     return metrics
+
+
+def require_training_memory(cfg: MLConfig, ds: Dataset) -> None:
+    """Refuse (ResourceError naming the setting) what training would not fit in memory: the
+    training and validation copies of the windows, and the time lists of every waveform
+    (float32, n_bins each) with their copies."""
+    require_memory(
+        ds.windows.nbytes,
+        "ml.dataset.max_events",
+        f"training on {ds.label.size} windows of {ds.windows.shape[1]} samples",
+    )
+    n_bins = cfg.dataset.time_list.n_bins
+    require_memory(
+        2 * ds.n_waveforms * n_bins * 4,
+        "ml.dataset.time_list.n_bins",
+        f"time lists of {ds.n_waveforms} waveforms of {n_bins} bins",
+    )
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
@@ -290,32 +310,35 @@ def write_roc(path: Path, roc: dict[str, np.ndarray]) -> None:
 
 
 def format_ml(m: dict[str, Any], target: Path) -> str:
+    """The ml stage's summary; 'n/a' for unavailable metrics."""
     c = m["classifier"]["test"]
     pf = m["peak_finding_test"]
     lines = [
         f"ml: test split ({m['dataset']['test']['waveforms']} waveforms) -> {target}",
-        f"  classifier       AUC {c['auc']:.4f}  F1 {c['f1']:.4f}  precision {c['precision']:.4f}"
-        f"  recall {c['recall']:.4f}  efficiency x purity {c['efficiency_x_purity']:.4f}"
-        f"  (threshold {c['threshold']:.3f})",
-        f"  peak finding     efficiency {pf['efficiency']:.3f} of all electrons "
-        f"(candidates reach {pf['candidate_coverage']:.3f}), purity {pf['purity']:.3f}",
+        f"  classifier       AUC {fmt(c['auc'], '.4f')}  F1 {fmt(c['f1'], '.4f')}  "
+        f"precision {fmt(c['precision'], '.4f')}  recall {fmt(c['recall'], '.4f')}  "
+        f"efficiency x purity {fmt(c['efficiency_x_purity'], '.4f')}  "
+        f"(threshold {fmt(c['threshold'], '.3f')})",
+        f"  peak finding     efficiency {fmt(pf['efficiency'], '.3f')} of all electrons "
+        f"(candidates reach {fmt(pf['candidate_coverage'], '.3f')}), "
+        f"purity {fmt(pf['purity'], '.3f')}",
     ]
     if "count_limit_resolution_core" in pf:
+        eff = fmt(pf["cluster_efficiency"], ".3f")
         lines.append(
-            f"  clusters found   {pf['cluster_efficiency']:.3f} of all clusters; counting exactly "
-            f"these (/ {pf['cluster_efficiency']:.3f}) gives resolution "
-            f"{pf['count_limit_resolution_rms']:.3f} (RMS), "
-            f"{pf['count_limit_resolution_core']:.3f} (core)"
+            f"  clusters found   {eff} of all clusters; counting exactly these (/ {eff}) gives "
+            f"resolution {fmt(pf['count_limit_resolution_rms'], '.3f')} (RMS), "
+            f"{fmt(pf['count_limit_resolution_core'], '.3f')} (core)"
         )
     for name, entry in m["count_test"].items():
         if name == "ml_gain_over_traditional":
             continue
-        o = entry["overall"]
-        lines.append(f"  count {name:<11s} {count_summary(o)}")
+        lines.append(f"  count {name:<11s} {count_summary(entry['overall'])}")
     gain = m["count_test"].get("ml_gain_over_traditional")
     if gain:
         lines.append(
-            f"  ML resolution gain over traditional: {gain['relative_resolution_rms']:+.1%} (RMS), "
-            f"{gain['relative_resolution_core']:+.1%} (core)"
+            "  ML resolution gain over traditional: "
+            f"{fmt(gain.get('relative_resolution_rms'), '+.1%')} (RMS), "
+            f"{fmt(gain.get('relative_resolution_core'), '+.1%')} (core)"
         )
     return "\n".join(lines)

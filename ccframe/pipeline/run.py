@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ccframe.errors import SteeringError
 from ccframe.io.atomic import write_json
 from ccframe.io.describe import describe, format_description
 from ccframe.io.reader import expand_files, iter_batches
@@ -28,8 +29,13 @@ def check_resources(steering: Steering, folder: Path) -> None:
         check_budget(steering.simulate, folder)
     if steering.ml is not None:
         from ccframe.ml.budget import check_model_budget
+        from ccframe.ml.dataset import window_problem
 
         check_model_budget(steering.ml)
+        if steering.simulate is not None and not steering.data.files:
+            problem = window_problem(steering.simulate.detector.n_samples, steering.ml.dataset)
+            if problem is not None:
+                raise SteeringError(f"ml.dataset.window: {problem}")
     if steering.pid is not None:
         pid = steering.pid
         n = pid.tracks * pid.cells * len(pid.species) * len(pid.momenta_gev)

@@ -15,7 +15,7 @@ from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
-from ccframe.metrics.counting import count_summary
+from ccframe.metrics.counting import count_summary, json_ready
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.reco.traditional import (
     Accumulator,
@@ -100,6 +100,7 @@ def run_traditional(
         "clusterize": cfg.clusterize.model_dump(),
     }
     metrics["waveforms"] = n
+    metrics = json_ready(metrics)
     log(f"traditional: {cfg.algorithm} + clusterization on {n} waveforms -> {target}")
     log(format_metrics(metrics))
     return metrics

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import awkward as ak
@@ -53,7 +54,7 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
             f"tune: no grid point has |relative bias| <= {cfg.max_relative_bias} "
             f"(closest {closest['relative_bias']:+.3f}); widen the grid or tune.max_relative_bias"
         )
-    best = min(allowed, key=lambda r: r[cfg.objective])
+    best = min(allowed, key=lambda r: _nan_last(r[cfg.objective]))
     names = list(DerivConfig.model_fields if cfg.algorithm == "deriv" else D2Config.model_fields)
     tuned = {
         "algorithm": cfg.algorithm,
@@ -70,3 +71,8 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
         },
     }
     return tuned, table
+
+
+def _nan_last(value: float) -> tuple[bool, float]:
+    """Sort key: an unavailable (NaN) resolution after every measured one."""
+    return (math.isnan(value), value)

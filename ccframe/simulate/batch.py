@@ -8,6 +8,7 @@ import awkward as ak
 import numpy as np
 
 from ccframe.io.config import TRUTH_CLUSTER, TRUTH_ELECTRON, TRUTH_EVENT
+from ccframe.kernels.checksum import checksum_branch, row_checksums
 
 # The simulated tree's branches are the reader's truth names (one definition, in io.config).
 EVENT_FIELDS = (*TRUTH_EVENT, "sampling_ghz")
@@ -75,7 +76,8 @@ class SimBatch:
         )
 
     def tree_arrays(self) -> dict[str, object]:
-        """Branches for an uproot tree: scalars, `cluster` and `electron` records, waveform."""
+        """Branches for an uproot tree: scalars, `cluster` and `electron` records, waveform
+        and its per-entry checksum (verified by the reader)."""
         # n_clusters / n_electrons become the counter branches of the jagged records.
         counters = ("n_clusters", "n_electrons")
         out: dict[str, object] = {
@@ -94,4 +96,5 @@ class SimBatch:
             }
         )
         out["waveform"] = self.waveform
+        out[checksum_branch("waveform")] = row_checksums(self.waveform)
         return out
