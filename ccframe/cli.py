@@ -4,6 +4,7 @@ library. Heavy imports (numba, uproot, tensorflow) happen inside the commands.""
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -19,7 +20,17 @@ SET_HELP = "Override a steering key, e.g. --set simulate.n_waveforms=500 (repeat
 
 
 def _echo(message: str) -> None:
+    """Errors and warnings: stderr."""
     click.echo(message, err=True)
+
+
+_verbosity = {"level": 1}  # 0 quiet, 1 progress, 2 verbose (set by the group's options)
+
+
+def _progress(message: str) -> None:
+    """Progress: stdout (so that `ccframe run ... > log` keeps it), unless --quiet."""
+    if _verbosity["level"] >= 1:
+        click.echo(message)
 
 
 def _validated(model: Any, values: dict[str, Any]) -> Any:
@@ -45,11 +56,18 @@ def _load(steering: str, overrides: tuple[str, ...]) -> Any:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "-V", "--version", prog_name="ccframe")
-def cli() -> None:
+@click.option("-q", "--quiet", is_flag=True, help="No progress messages (warnings, errors only).")
+@click.option("-v", "--verbose", is_flag=True, help="Also debug messages.")
+def cli(quiet: bool, verbose: bool) -> None:
     """ccframe: cluster counting for drift chambers.
 
-    Start with `ccframe run steering/quickstart.yaml`.
+    Start with `ccframe run steering/quickstart.yaml`. Progress goes to stdout, warnings
+    and errors to stderr.
     """
+    _verbosity["level"] = 0 if quiet else 2 if verbose else 1
+    logging.getLogger("ccframe").setLevel(
+        logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    )
 
 
 @cli.command()
@@ -62,7 +80,7 @@ def run(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool)
     from ccframe.pipeline.run import run as run_pipeline
 
     config = _load(steering, overrides)
-    run_pipeline(config, argv=["ccframe", *argv], force=force, log=_echo)
+    run_pipeline(config, argv=["ccframe", *argv], force=force, log=_progress)
 
 
 @cli.command()
@@ -139,9 +157,9 @@ def simulate(
         sim = sim.model_copy(update={"n_waveforms": n_waveforms})
     seed = config.seed if seed is None else seed
     check_budget(sim, output, n_key="--n-waveforms" if n_waveforms else None)
-    _echo(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)}, seed {seed}")
+    _progress(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)}, seed {seed}")
     info = simulate_to_root(sim, seed, output, first_event=first_event, force=force)
-    _echo(
+    _progress(
         f"wrote {info['entries']} waveforms to {output}:{sim.tree} in {info['wall_s']:.1f} s "
         f"({info['waveforms_per_s']:.0f} waveforms/s)"
     )
@@ -249,7 +267,7 @@ def infer(
         raise click.BadParameter(f"{run_dir}: not a ccframe run folder (no steering.yaml)")
     data = _load(source, overrides).input_data
     files = expand_files(list(inputs))
-    run_infer(run, files, Path(output), data, batch, force, _echo)
+    run_infer(run, files, Path(output), data, batch, force, _progress)
 
 
 @cli.command()
@@ -276,7 +294,7 @@ def plot(run_dir: str, formats: tuple[str, ...], events: int) -> None:
 
     from ccframe.plots.report import make_plots
 
-    make_plots(Path(run_dir), tuple(dict.fromkeys(["png", *formats])), events, _echo)
+    make_plots(Path(run_dir), tuple(dict.fromkeys(["png", *formats])), events, _progress)
 
 
 @cli.command()
@@ -310,7 +328,7 @@ def robustness(
             values[key] = list(given)
     if max_events is not None:
         values["max_events"] = max_events
-    run_robustness(run, _validated(RobustnessConfig, values), _echo)
+    run_robustness(run, _validated(RobustnessConfig, values), _progress)
 
 
 @cli.command()
@@ -338,10 +356,11 @@ def compare(
     mapping or simulate: section gives the waveforms), normalised, with ratio panels."""
     from pathlib import Path
 
-    from ccframe.compare.compare import compare as run_compare
+    from ccframe.compare.overlay import overlay_inputs
 
     steerings = [_load(path, ()) for path in inputs]
-    run_compare(steerings, Path(output), max_events, Path(chain) if chain else None, formats, _echo)
+    chain_dir = Path(chain) if chain else None
+    overlay_inputs(steerings, Path(output), max_events, chain_dir, formats, _progress)
 
 
 @cli.command()
@@ -358,7 +377,7 @@ def pid(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool)
     config = _load(steering, overrides)
     if config.pid is None:
         raise SteeringError(f"{steering}: no pid: section (see steering/pid_scan.yaml)")
-    run_pipeline(config, argv=["ccframe", *argv], force=force, log=_echo)
+    run_pipeline(config, argv=["ccframe", *argv], force=force, log=_progress)
 
 
 @cli.command()
@@ -374,7 +393,7 @@ def sweep(steering: str, overrides: tuple[str, ...], dry_run: bool) -> None:
     OUTPUT/trials/NNNN), then collect the leaderboard."""
     from ccframe.sweep.run import sweep as run_sweep
 
-    run_sweep(steering, overrides, dry_run, _echo)
+    run_sweep(steering, overrides, dry_run, _progress)
 
 
 @cli.command()
@@ -400,14 +419,18 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 class _OneLineHandler(logging.Handler):
-    """`ccframe: warning: ...` on the current stderr."""
+    """The library's log: `ccframe: warning: ...` on the current stderr, information on
+    stdout."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        _echo(f"ccframe: {record.levelname.lower()}: {record.getMessage()}")
+        if record.levelno >= logging.WARNING:
+            _echo(f"ccframe: {record.levelname.lower()}: {record.getMessage()}")
+        else:
+            click.echo(record.getMessage())
 
 
 def _setup_logging() -> None:
-    """Warnings of the library (`logging.getLogger('ccframe')`) as one line on stderr."""
+    """The library's log (`logging.getLogger('ccframe')`): warnings as one line on stderr."""
     logger = logging.getLogger("ccframe")
     if not any(isinstance(h, _OneLineHandler) for h in logger.handlers):
         logger.addHandler(_OneLineHandler())
@@ -416,6 +439,7 @@ def _setup_logging() -> None:
 
 def main(args: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and a non-zero exit."""
+    os.environ.setdefault("MPLBACKEND", "agg")  # plots go to files, never to a window
     _setup_logging()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)

@@ -41,10 +41,12 @@ from ccframe.steering.loader import validate
 
 
 def cli(capsys, *args):
-    """Run `ccframe ARGS` in this process: (exit code, stderr)."""
+    """Run `ccframe ARGS` in this process: (exit code, stderr), progress (stdout) kept in
+    `cli.out`."""
     with pytest.raises(SystemExit) as info:
         main([str(a) for a in args])
-    return info.value.code, capsys.readouterr().err
+    cli.out, err = capsys.readouterr()
+    return info.value.code, err
 
 
 def one_line_error(code, err, *texts):
@@ -191,7 +193,7 @@ def test_ml_on_short_waveforms_with_a_short_window_reports_unavailable_metrics(t
     assert set(gain) == set(evaluate.GAINS)
     assert gain["relative_resolution_core"] is None
     assert metrics["count_test"]["traditional"]["overall"]["relative_resolution_core"] is None
-    assert "n/a (core)" in err
+    assert "n/a (core)" in cli.out
 
     def floats(obj):
         if isinstance(obj, dict):

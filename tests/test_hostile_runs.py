@@ -19,8 +19,8 @@ import yaml
 from conftest import REPO
 from test_cli import assert_one_line_error, cli, snapshot
 
-from ccframe.pipeline.rundir import LOCK_FILE, FolderLock, read_status
 from ccframe.resources import available_memory, free_disk
+from ccframe.runfolder.rundir import LOCK_FILE, FolderLock, read_status
 
 BOMB = """\
 schema_version: 1
@@ -38,24 +38,34 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 """
 
 
+# `ccframe ARGS` in a child that reports its own peak RSS on exit (RUSAGE_CHILDREN would give
+# the largest child this test process ever waited for).
+_MEASURED = (
+    "import atexit, resource, sys; from ccframe.cli import main; "
+    "atexit.register(lambda: print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF)"
+    ".ru_maxrss, file=sys.stderr)); main(sys.argv[1:])"
+)
+
+
 def ccframe(*args, cwd: Path, limit_file_bytes: int | None = None, timeout: float = 300):
-    """`python -m ccframe ARGS` in a child process: (exit code, stderr, peak RSS in MB)."""
+    """`ccframe ARGS` in a child process: (exit code, stderr, its peak RSS in MB)."""
 
     def limits() -> None:
         if limit_file_bytes is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_bytes, limit_file_bytes))
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run(
-        [sys.executable, "-m", "ccframe", *map(str, args)],
+        [sys.executable, "-c", _MEASURED, *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=timeout,
         preexec_fn=limits,
     )
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return proc.returncode, proc.stderr, max(peak, before) / 1024
+    lines = proc.stderr.splitlines()
+    peak = [line for line in lines if line.startswith("PEAK_KB ")]
+    err = "".join(line + "\n" for line in lines if not line.startswith("PEAK_KB "))
+    return proc.returncode, err, int(peak[-1].split()[1]) / 1024 if peak else float("nan")
 
 
 def write(path: Path, text: str) -> Path:

@@ -33,7 +33,7 @@ def run_cli(*args):
     ("p", "expected"), [(1.0, 1.2), (2.0, 5.1), (5.0, 6.7), (10.0, 6.4), (20.0, 4.8)]
 )
 def test_poisson_separation_reproduces_the_reference_table(p, expected):
-    # physics.md section 12: ideal K/pi S for L = 1.65 m
+    # docs/algorithms.md, particle identification: ideal K/pi S for L = 1.65 m
     fit = Ionization().density_fit
     assert poisson_separation("K", "pi", p, 165.0, fit, 1.0) == pytest.approx(expected, abs=0.1)
 
@@ -75,8 +75,8 @@ def test_pid_stage_on_tiny_tracks(tmp_path, capsys):
     path = tmp_path / "pid.yaml"
     path.write_text(yaml.safe_dump(steering))
     assert run_cli("pid", str(path)) == 0, capsys.readouterr().err
-    err = capsys.readouterr().err
-    assert "pid: 3200 waveforms = 80 tracks x 40 cells" in err
+    out = capsys.readouterr().out
+    assert "pid: 3200 waveforms = 80 tracks x 40 cells" in out
     run = tmp_path / "tinypid"
     rows = json.loads((run / "pid.json").read_text())
     assert [(r["pair"], r["momentum_gev"]) for r in rows] == [("K/pi", 2.0), ("K/pi", 10.0)]

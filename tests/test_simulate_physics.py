@@ -1,7 +1,8 @@
-"""The simulator's physics against shared/physics.md sections 2-7, on a few thousand waveforms.
+"""The simulator's physics against the reference numbers (docs/physics.md), on a few thousand
+waveforms.
 
 Every statistical tolerance is stated next to its assert, as a multiple of the standard error
-of the sample used (computed in the test, not guessed), or as the physics.md tolerance when that
+of the sample used (computed in the test, not guessed), or as the reference's tolerance when that
 is wider. Seeds are fixed, so a pass is reproducible; the tolerances are loose enough that any
 seed should pass, and tight enough that a wrong formula or a wrong default fails.
 """
@@ -25,20 +26,21 @@ from ccframe.simulate.generator import Simulator
 from ccframe.simulate.synthesis import add_pulses
 
 # fmt: off
-# physics.md section 3: clusters/cm versus beta*gamma, He/iC4H10 90/10 (Delphes TrkUtil).
+# docs/physics.md, primary ionization: clusters/cm versus beta*gamma, He/iC4H10 90/10
+# (Delphes TrkUtil).
 TABLE_BG = np.array([0.5, 0.8, 1, 2, 3, 4, 5, 8, 10, 12, 15, 20, 50, 100, 200, 500, 1000, 1e4])
 TABLE_NCL = np.array([42.94, 23.6, 18.97, 12.98, 12.2, 12.13, 12.24, 12.73, 13.03, 13.29, 13.63,
                       14.08, 15.56, 16.43, 16.8, 16.95, 16.98, 16.98])
-# physics.md section 4: Fischle cluster sizes in %, k = 1..19, then 10.9/k^2 up to k = 35.
+# docs/physics.md, cluster sizes: Fischle cluster sizes in %, k = 1..19, then 10.9/k^2 up to k = 35.
 FISCHLE = np.array([76.60, 12.50, 4.60, 2.00, 1.20, 0.75, 0.50, 0.36, 0.25, 0.19,
                     0.14, 0.10, 0.08, 0.06, 0.048, 0.043, 0.038, 0.034, 0.030,
                     *[10.9 / k**2 for k in range(20, 36)]])
 # fmt: on
-# physics.md section 5: x-t relation.
+# docs/physics.md, drift: x-t relation.
 XT_R = np.array([0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75])
 XT_T = np.array([9.5, 28.7, 82.6, 162, 277, 427, 626, 920, 1173])
 XT_SIGMA = np.array([1.0, 1.9, 3.4, 5.7, 8.8, 13.2, 19.3, 32, 46])
-# physics.md section 7: relative noise power per 100 MHz band (1.2 GHz sampling: 6 bands).
+# docs/physics.md, noise: relative noise power per 100 MHz band (1.2 GHz sampling: 6 bands).
 BAND_POWER = np.array([1.9, 0.70, 0.44, 0.48, 0.33, 0.24])
 
 
@@ -48,7 +50,7 @@ def simulate(n: int, seed: int = 1, start: int = 0, **overrides) -> SimBatch:
 
 
 def table_density(bg: float) -> float:
-    """physics.md table, interpolated linearly in log(bg)."""
+    """The reference table (docs/physics.md), interpolated linearly in log(bg)."""
     return float(np.interp(np.log(bg), np.log(TABLE_BG), TABLE_NCL))
 
 
@@ -69,7 +71,8 @@ def concat(parts: list[SimBatch]) -> SimBatch:
 
 
 def test_density_fit_agrees_with_table_at_table_points():
-    """The default fit parameters reproduce the physics.md table within 0.3% everywhere."""
+    """The default fit parameters reproduce the reference table (docs/physics.md) within 0.3%
+    everywhere."""
     fit = physics.cluster_density(TABLE_BG, SimulateConfig().ionization.density_fit)
     np.testing.assert_allclose(fit, TABLE_NCL, rtol=0.003)
 
@@ -157,10 +160,10 @@ def test_cluster_sizes_follow_fischle():
     mean_exact = float(np.sum(k * p))  # 1.5917
     sd_exact = math.sqrt(float(np.sum(k * k * p)) - mean_exact**2)
     assert size.min() >= 1 and size.max() <= 35
-    assert size.mean() == pytest.approx(1.59, abs=0.03)  # physics.md
+    assert size.mean() == pytest.approx(1.59, abs=0.03)  # docs/physics.md, cluster sizes
     assert abs(size.mean() - mean_exact) < 4 * sd_exact / math.sqrt(n)  # 4 SE = 0.025
     frac1 = np.mean(size == 1)
-    # physics.md: 76.6% before renormalising the truncated table (0.7677 after; 4 SE = 0.005).
+    # docs/physics.md: 76.6% before renormalising the truncated table (0.7677 after; 4 SE = 0.005).
     assert frac1 == pytest.approx(0.766, abs=0.01)
     # Sizes 1..6 one by one, each within 4 binomial standard errors.
     freq = np.bincount(size, minlength=36)[1:] / n
@@ -223,7 +226,7 @@ def test_polya_charge(theta, below):
     assert abs(q.mean() - 1.0) < 4 * math.sqrt(var / n)  # 4 SE ~ 0.016
     assert q.var() == pytest.approx(var, rel=0.05)
     exact = float(gammainc(1 + theta, 0.375 * (1 + theta)))  # 0.2290 for theta = 0.5
-    assert exact == pytest.approx(below, abs=0.002)  # physics.md: "about 23%"
+    assert exact == pytest.approx(below, abs=0.002)  # docs/physics.md, gas gain: about 23%
     frac = np.mean(q < 0.375)
     assert abs(frac - exact) < 4 * math.sqrt(exact * (1 - exact) / n)  # 4 SE ~ 0.008
 

@@ -289,10 +289,10 @@ def test_local_grid_end_to_end_with_a_failing_trial(tmp_path, capsys):
         "parallel": 2,
     }
     path = write_sweep(tmp_path, sweep)
-    code, _, err = cli(capsys, "sweep", path)
+    code, out, err = cli(capsys, "sweep", path)
     assert code == 0, err
     run = tmp_path / "sw"
-    assert len([line for line in err.splitlines() if line.startswith("[")]) == 4
+    assert len([line for line in out.splitlines() if line.startswith("[")]) == 4
     rows = list(csv.DictReader((run / "leaderboard.csv").read_text().splitlines()))
     assert [r["status"] for r in rows] == ["done", "done", "failed", "failed"]
     assert {r["trial"] for r in rows[:2]} == {"0000", "0002"}
@@ -317,9 +317,9 @@ def test_local_grid_end_to_end_with_a_failing_trial(tmp_path, capsys):
     # a trial reruns alone from its steering file, into its own folder
     assert cli(capsys, "run", run / "trials" / "0000" / "steering.yaml", "--force")[0] == 0
     # a second sweep skips the finished trials and retries the failed ones
-    code, _, err = cli(capsys, "sweep", path)
-    assert code == 0 and "2 trial(s) already done, skipped" in err
-    assert len([line for line in err.splitlines() if line.startswith("[")]) == 2
+    code, out, err = cli(capsys, "sweep", path)
+    assert code == 0 and "2 trial(s) already done, skipped" in out
+    assert len([line for line in out.splitlines() if line.startswith("[")]) == 2
     rows = list(csv.DictReader((run / "leaderboard.csv").read_text().splitlines()))
     assert [r["status"] for r in rows] == ["done", "done", "failed", "failed"]
 
@@ -347,9 +347,9 @@ def test_bayes_sweep_resumes_from_its_study(tmp_path, capsys):
     run = tmp_path / "sw"
     assert (run / "optuna.db").is_file()
     assert len(list((run / "trials").glob("*/trial.json"))) == 3
-    code, _, err = cli(capsys, "sweep", path, "--set", "sweep.trials=4")
+    code, out, err = cli(capsys, "sweep", path, "--set", "sweep.trials=4")
     assert code == 0, err
-    finished = [line for line in err.splitlines() if line.startswith("[")]
+    finished = [line for line in out.splitlines() if line.startswith("[")]
     assert len(finished) == 1 and "trial 0003 done" in finished[0]
     params = [
         json.loads(p.read_text())["parameters"]
@@ -433,8 +433,8 @@ def test_infer_fans_out_over_files(trained, tmp_path, capsys):
 
 def test_a_local_trial_past_max_runtime_is_stopped_and_recorded(tmp_path, capsys):
     sweep = {"method": "grid", "parameters": {"seed": {"values": [1]}}, "max_runtime_s": 1}
-    code, _, err = cli(capsys, "sweep", write_sweep(tmp_path, sweep, n=5000))  # runs ~20 s
-    assert "trial 0000 failed" in err and "stopped after max_runtime_s = 1" in err
+    code, out, err = cli(capsys, "sweep", write_sweep(tmp_path, sweep, n=5000))  # runs ~20 s
+    assert "trial 0000 failed" in out and "stopped after max_runtime_s = 1" in out
     line = one_line_error(code, err)  # every trial failed: the sweep failed
     assert "every trial failed" in line and "leaderboard.csv" in line
     res = json.loads((tmp_path / "sw" / "trials" / "0000" / "resources.json").read_text())

@@ -28,7 +28,7 @@ TRUTH_NAMES = TRUTH_EVENT + TRUTH_CLUSTER + TRUTH_ELECTRON
 class DataConfig(Section):
     """Input waveforms. Raw values become mV as `raw * scale + offset_mv`; pulses are made
     positive (`polarity: negative` flips them); baseline and noise RMS come from the first
-    `baseline_window_ns`."""
+    `baseline_window_ns` (docs/algorithms.md, "Baseline and noise RMS")."""
 
     files: list[str] = Field(default_factory=list)
     tree: str = "sim"

@@ -11,54 +11,75 @@ import numpy as np
 from ccframe.io.reader import WaveformBatch
 
 
-def describe(batches: Iterable[WaveformBatch]) -> dict[str, Any]:
-    """Counts, baseline, noise RMS, amplitude range and (when present) truth summaries."""
-    baseline, rms, amplitude = [], [], []
-    n_clusters, n_electrons, chord = [], [], []
-    files: list[str] = []
-    n_samples = sampling = None
-    for batch in batches:
-        if batch.file not in files:
-            files.append(batch.file)
-        n_samples, sampling = batch.n_samples, batch.sampling_ghz
-        baseline.append(batch.baseline)
-        rms.append(batch.rms)
-        amplitude.append(batch.waveforms.max(axis=1) - batch.baseline)
+class Description:
+    """Waveform statistics accumulated batch by batch (`add`), summarised by `result`."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.n_samples: int | None = None
+        self.sampling: float | None = None
+        self._columns: dict[str, list[np.ndarray]] = {}
+
+    def _keep(self, name: str, values: np.ndarray) -> None:
+        self._columns.setdefault(name, []).append(values)
+
+    def add(self, batch: WaveformBatch) -> None:
+        if batch.file not in self.files:
+            self.files.append(batch.file)
+        self.n_samples, self.sampling = batch.n_samples, batch.sampling_ghz
+        self._keep("baseline", batch.baseline)
+        self._keep("rms", batch.rms)
+        self._keep("amplitude", batch.waveforms.max(axis=1) - batch.baseline)
         truth = batch.truth
         if truth is not None and {"n_clusters", "chord_cm"} <= set(truth.fields):
-            n_clusters.append(ak.to_numpy(truth.n_clusters))
-            chord.append(ak.to_numpy(truth.chord_cm))
+            self._keep("n_clusters", ak.to_numpy(truth.n_clusters))
+            self._keep("chord", ak.to_numpy(truth.chord_cm))
             if "n_electrons" in truth.fields:
-                n_electrons.append(ak.to_numpy(truth.n_electrons))
-    if not baseline:
-        return {"files": files, "waveforms": 0}
-    b, r, a = (np.concatenate(x).astype(np.float64) for x in (baseline, rms, amplitude))
-    out: dict[str, Any] = {
-        "files": files,
-        "waveforms": int(b.size),
-        "samples_per_waveform": n_samples,
-        "sampling_ghz": sampling,
-        "window_ns": round(n_samples / sampling, 3) if n_samples and sampling else None,
-        "baseline_mv": {"mean": float(b.mean()), "std": float(b.std())},
-        "noise_rms_mv": {"mean": float(r.mean()), "median": float(np.median(r))},
-        "amplitude_mv": {
-            "min": float(a.min()),
-            "median": float(np.median(a)),
-            "max": float(a.max()),
-        },
-    }
-    if n_clusters:
-        nc, ch = np.concatenate(n_clusters), np.concatenate(chord)
-        truth_summary = {
-            "clusters_per_waveform": float(nc.mean()),
-            "clusters_per_cm": float(nc.sum() / ch.sum()) if ch.sum() > 0 else None,
+                self._keep("n_electrons", ak.to_numpy(truth.n_electrons))
+
+    def _column(self, name: str) -> np.ndarray | None:
+        parts = self._columns.get(name)
+        return np.concatenate(parts).astype(np.float64) if parts else None
+
+    def result(self) -> dict[str, Any]:
+        """Counts, baseline, noise RMS, amplitude range and (when present) truth summaries."""
+        b, r, a = self._column("baseline"), self._column("rms"), self._column("amplitude")
+        if b is None or r is None or a is None:
+            return {"files": self.files, "waveforms": 0}
+        n_samples, sampling = self.n_samples, self.sampling
+        out: dict[str, Any] = {
+            "files": self.files,
+            "waveforms": int(b.size),
+            "samples_per_waveform": n_samples,
+            "sampling_ghz": sampling,
+            "window_ns": round(n_samples / sampling, 3) if n_samples and sampling else None,
+            "baseline_mv": {"mean": float(b.mean()), "std": float(b.std())},
+            "noise_rms_mv": {"mean": float(r.mean()), "median": float(np.median(r))},
+            "amplitude_mv": {
+                "min": float(a.min()),
+                "median": float(np.median(a)),
+                "max": float(a.max()),
+            },
         }
-        if n_electrons:
-            ne = np.concatenate(n_electrons)
-            truth_summary["electrons_per_waveform"] = float(ne.mean())
-            truth_summary["electrons_per_cluster"] = float(ne.sum() / max(nc.sum(), 1))
-        out["truth"] = truth_summary
-    return out
+        nc, ch, ne = self._column("n_clusters"), self._column("chord"), self._column("n_electrons")
+        if nc is not None and ch is not None:
+            truth_summary = {
+                "clusters_per_waveform": float(nc.mean()),
+                "clusters_per_cm": float(nc.sum() / ch.sum()) if ch.sum() > 0 else None,
+            }
+            if ne is not None:
+                truth_summary["electrons_per_waveform"] = float(ne.mean())
+                truth_summary["electrons_per_cluster"] = float(ne.sum() / max(nc.sum(), 1))
+            out["truth"] = truth_summary
+        return out
+
+
+def describe(batches: Iterable[WaveformBatch]) -> dict[str, Any]:
+    """Counts, baseline, noise RMS, amplitude range and (when present) truth summaries."""
+    description = Description()
+    for batch in batches:
+        description.add(batch)
+    return description.result()
 
 
 def format_description(desc: dict[str, Any]) -> str:

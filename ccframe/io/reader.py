@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,17 @@ class WaveformBatch:
     @property
     def n_samples(self) -> int:
         return int(self.waveforms.shape[1])
+
+    def rows(self, keep: np.ndarray | slice) -> WaveformBatch:
+        """The batch restricted to some waveforms (a boolean mask, indices or a slice)."""
+        return replace(
+            self,
+            waveforms=self.waveforms[keep],
+            baseline=self.baseline[keep],
+            rms=self.rms[keep],
+            entry=self.entry[keep],
+            truth=self.truth[keep] if self.truth is not None else None,
+        )
 
 
 def expand_files(patterns: list[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -23,6 +24,37 @@ def counter_name(record: str) -> str:
     return f"n_{record}s"
 
 
+class TreeWriter:
+    """A tree written chunk by chunk (`add`) into a file that appears at `path` only when the
+    writer closes without an error (a context manager)."""
+
+    def __init__(self, path: str | os.PathLike[str], tree: str, compression: str = "lz4") -> None:
+        self.path, self.tree, self.compression = path, tree, compression
+        self.entries = 0
+        self._stack = contextlib.ExitStack()
+        self._file: Any = None
+        self._out: Any = None
+
+    def __enter__(self) -> TreeWriter:
+        with self._stack as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            codec = COMPRESSION[self.compression]()
+            self._file = stack.enter_context(uproot.recreate(tmp, compression=codec))
+            self._stack = stack.pop_all()
+        return self
+
+    def add(self, chunk: Mapping[str, Any]) -> None:
+        """Append a dict of branch arrays (the first chunk sets the branch types)."""
+        if self._out is None:
+            self._file.mktree(self.tree, _types(chunk), counter_name=counter_name)
+            self._out = self._file[self.tree]
+        self._out.extend(dict(chunk))
+        self.entries += len(next(iter(chunk.values())))
+
+    def __exit__(self, *exc: Any) -> bool:
+        return bool(self._stack.__exit__(*exc))
+
+
 def write_tree(
     path: str | os.PathLike[str],
     tree: str,
@@ -33,19 +65,10 @@ def write_tree(
 
     The file appears at `path` only once every chunk is written.
     """
-    n_entries = 0
-    with (
-        atomic_path(path) as tmp,
-        uproot.recreate(tmp, compression=COMPRESSION[compression]()) as file,
-    ):
-        out = None
+    with TreeWriter(path, tree, compression) as writer:
         for chunk in chunks:
-            if out is None:
-                file.mktree(tree, _types(chunk), counter_name=counter_name)
-                out = file[tree]
-            out.extend(dict(chunk))
-            n_entries += len(next(iter(chunk.values())))
-    return n_entries
+            writer.add(chunk)
+    return writer.entries
 
 
 def _types(chunk: Mapping[str, Any]) -> dict[str, Any]:

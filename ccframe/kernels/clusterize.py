@@ -1,4 +1,5 @@
-"""Clusterization: merge time-ordered peaks into primary clusters (physics.md section 9).
+"""Clusterization: merge time-ordered peaks into primary clusters (docs/algorithms.md,
+"Clusterization").
 
 Peaks are taken in time order (times in ns after the track crossing). A peak joins the
 current cluster if |t - t_highest| < c * sqrt(max(t, 0)), t_highest being the time of the

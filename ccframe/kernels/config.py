@@ -19,7 +19,7 @@ class _KernelSection(Section):
 
 
 class CandidateConfig(_KernelSection):
-    """Loose peak candidates for the ML peak finder (physics.md section 10).
+    """Loose peak candidates for the ML peak finder (docs/algorithms.md, "Peak candidates").
 
     With A = wave - baseline, sample i (1 <= i <= n-2) is a candidate if
     A[i] > A[i-1] and A[i] >= A[i+1] (a local maximum, the first sample of a flat top),
@@ -48,7 +48,8 @@ class CandidateConfig(_KernelSection):
 
 
 class DerivConfig(_KernelSection):
-    """DERIV peak finding (physics.md section 9), thresholds N1..N4 in units of the noise.
+    """DERIV peak finding, thresholds N1..N4 in units of the noise (docs/algorithms.md,
+    "DERIV peak finding").
 
     D1[i] = (A[i+1] - A[i-1]) / (2 dt), D2[i] = (D1[i+1] - D1[i-1]) / (2 dt) (dt in ns),
     sigma_D1 = rms / (sqrt(2) dt), sigma_D2 = rms / (2 dt^2). Sample i (2 <= i <= n-3, where
@@ -72,7 +73,8 @@ class DerivConfig(_KernelSection):
 
 
 class D2Config(_KernelSection):
-    """D2 peak finding (CEPC studies, physics.md section 9), in samples and noise RMS.
+    """D2 peak finding (CEPC studies), in samples and noise RMS (docs/algorithms.md, "D2 peak
+    finding").
 
     D1[k] = A[k+1] - A[k] where that is > 0 and A[k] >= T1, else 0 (k = 0..n-2);
     D2[k] = max(D1[k+1] - D1[k], 0) (k = 0..n-3); T1 = t1_rms * rms, T2 = t2_rms * rms (mV).
@@ -126,10 +128,10 @@ class MatchConfig(_KernelSection):
 
 
 class ClusterizeConfig(_KernelSection):
-    """Clusterization (physics.md section 9): peaks in time order; a peak joins the current
-    cluster if |t - t_highest| < c_sqrt_ns * sqrt(max(t, 0)), t in ns after the track
-    crossing and t_highest the time of the cluster's highest peak so far; else it opens a
-    new cluster."""
+    """Clusterization (docs/algorithms.md, "Clusterization"): peaks in time order; a peak joins
+    the current cluster if |t - t_highest| < c_sqrt_ns * sqrt(max(t, 0)), t in ns after the
+    track crossing and t_highest the time of the cluster's highest peak so far; else it opens
+    a new cluster."""
 
     c_sqrt_ns: float = Field(0.23, ge=0.0, le=10.0)
     """c in sqrt(ns): 0.20-0.26 is typical for He/iC4H10 90/10; 0 makes every peak a cluster."""

@@ -1,4 +1,5 @@
-"""D2 peak finding (CEPC studies, physics.md section 9; the rule is spelled out in `D2Config`).
+"""D2 peak finding (CEPC studies; docs/algorithms.md, "D2 peak finding"; the rule is spelled
+out in `D2Config`).
 
 All arithmetic is float64 on A = wave - baseline. A NaN difference counts as not positive
 (D1 = 0 there), so NaN samples never start or feed a stretch, and the reported peak (the

@@ -1,4 +1,5 @@
-"""DERIV peak finding (physics.md section 9; the conditions are spelled out in `DerivConfig`).
+"""DERIV peak finding (docs/algorithms.md, "DERIV peak finding"; the conditions are spelled
+out in `DerivConfig`).
 
 All arithmetic is float64 on A = wave - baseline. D1 and D2 are evaluated only at samples
 that pass the cheap amplitude conditions 1 and 2, with exactly the expressions of the full

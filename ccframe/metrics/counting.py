@@ -1,4 +1,5 @@
-"""How well a reconstructed count follows the true number of clusters."""
+"""How well a reconstructed count follows the true number of clusters (the definitions are
+explained in docs/algorithms.md, "Metrics")."""
 
 from __future__ import annotations
 
@@ -43,7 +44,12 @@ def _clip_factor(clip: float) -> float:
 
 
 def count_metrics(n_pred: np.ndarray, n_true: np.ndarray) -> dict[str, Any]:
-    """Bias and relative resolution of predicted vs true counts (waveforms with n_true > 0)."""
+    """Bias and relative resolution of predicted vs true counts (waveforms with n_true > 0).
+
+    `relative_bias` is a ratio of sums, sum(pred) / sum(true) - 1 (= mean pred / mean true
+    - 1), not the mean of the per-waveform ratios. The resolutions are the spread of the
+    per-waveform r = (pred - true) / true: `relative_resolution_rms` its standard deviation
+    (about its own mean), `relative_resolution_core` its Gaussian-core width (`core_sigma`)."""
     pred = np.asarray(n_pred, dtype=np.float64)
     true = np.asarray(n_true, dtype=np.float64)
     ok = true > 0
@@ -132,7 +138,11 @@ def momentum_edges(momentum: np.ndarray, n_bins: int = 8) -> np.ndarray:
 def peak_finding_metrics(
     n_peaks: int, n_matched: int, n_electrons: int, n_primaries: int, n_primaries_found: int
 ) -> dict[str, float]:
-    """Efficiency (found electrons / true electrons) and purity (matched peaks / peaks)."""
+    """Efficiency (found electrons / true electrons) and purity (matched peaks / peaks).
+
+    `primary_efficiency` is n_primaries_found / n_primaries; the traditional stage passes the
+    true clusters and those with any found electron (primary or secondary), so it is the
+    fraction of clusters found, not of primary electrons."""
     return {
         "peaks": n_peaks,
         "electrons": n_electrons,

@@ -1,5 +1,6 @@
 """Steering section `ml:`: datasets, the LSTM peak classifier, the CNN cluster counter and
-their training (physics.md section 10). Each field's docstring is its schema description."""
+their training (docs/algorithms.md, "The two-step ML chain"). Each field's docstring is its
+schema description."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from ccframe.kernels.matching import expected_samples, match_peaks
 from ccframe.kernels.windows import slice_windows
 from ccframe.ml.config import DatasetConfig
 from ccframe.reco.config import TraditionalConfig
-from ccframe.reco.traditional import has_truth, reconstruct
+from ccframe.reco.traditional import TraditionalResult, has_truth, reconstruct
 from ccframe.resources import require_memory
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
@@ -107,6 +107,89 @@ def truth_column(truth: ak.Array, name: str, fill: np.ndarray | float) -> np.nda
     return np.broadcast_to(np.asarray(fill), (len(truth),)).copy()
 
 
+class DatasetBuilder:
+    """Builds a `Dataset` batch by batch (`add`, then `result`): the kernels run on each
+    batch and the results are stacked. A consumer of a pass over the input: the traditional
+    counts come from `shared["traditional"]` when the traditional stage ran in the same
+    pass; at most `max_events` waveforms are taken."""
+
+    def __init__(
+        self,
+        cfg: DatasetConfig,
+        traditional: TraditionalConfig,
+        seed: int,
+        max_events: int | None = None,
+    ) -> None:
+        self.cfg, self.traditional, self.seed = cfg, traditional, seed
+        self.remaining = max_events
+        self.files: list[str] = []
+        self.sampling: float | None = None
+        self.n_samples: int | None = None
+        self._parts: dict[str, list[np.ndarray]] = {}
+        self._window_bytes = 0
+
+    def __enter__(self) -> DatasetBuilder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def add(self, batch: WaveformBatch, shared: dict[str, Any] | None = None) -> None:
+        if self.remaining is not None:
+            if self.remaining <= 0:
+                return
+            if len(batch) > self.remaining:  # the last batch taken: reconstruct its part
+                shared = None
+                batch = batch.rows(slice(0, self.remaining))
+            self.remaining -= len(batch)
+        self._check(batch)
+        if batch.file not in self.files:
+            self.files.append(batch.file)
+        reco = (shared or {}).get("traditional")
+        arrays = batch_arrays(batch, self.cfg, self.traditional, self._window_bytes, reco)
+        self._window_bytes += arrays["windows"].nbytes
+        for key, value in arrays.items():
+            self._parts.setdefault(key, []).append(value)
+        self._parts.setdefault("file_index", []).append(
+            np.full(len(batch), self.files.index(batch.file), dtype=np.int32)
+        )
+
+    def _check(self, batch: WaveformBatch) -> None:
+        if not has_truth(batch):
+            raise InputError(
+                f"{batch.file}: the ML stage trains on Monte Carlo truth (n_clusters, "
+                "electron_time_ns, electron_primary, electron_cluster, pretrigger_ns), which "
+                "this file does not have; map its branches in data.truth"
+            )
+        if self.sampling is None:
+            check_window_fits(batch, self.cfg)
+            self.sampling, self.n_samples = batch.sampling_ghz, batch.n_samples
+        elif (batch.sampling_ghz, batch.n_samples) != (self.sampling, self.n_samples):
+            raise InputError(
+                f"{batch.file}: {batch.n_samples} samples at {batch.sampling_ghz} GHz, but the "
+                f"first file has {self.n_samples} at {self.sampling} GHz; one ML dataset needs "
+                "one sampling rate and waveform length"
+            )
+
+    def result(self) -> Dataset:
+        """The stacked dataset with its seeded train / validation / test split."""
+        if self.sampling is None or self.n_samples is None:
+            raise InputError("the ML stage got no waveforms to train on")
+        cat = {k: np.concatenate(v) for k, v in self._parts.items()}
+        self._parts = {}
+        counts = cat.pop("n_candidates")
+        offsets = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return Dataset(
+            offsets=offsets,
+            split=split_waveforms(counts.size, self.cfg, self.seed),
+            files=self.files,
+            sampling_ghz=float(self.sampling),
+            n_samples=int(self.n_samples),
+            **cat,
+        )
+
+
 def build(
     batches: Iterable[WaveformBatch],
     cfg: DatasetConfig,
@@ -114,49 +197,10 @@ def build(
     seed: int,
 ) -> Dataset:
     """Run the kernels over every batch and stack the results; see `Dataset`."""
-    parts: dict[str, list[np.ndarray]] = {}
-    files: list[str] = []
-    sampling = n_samples = None
-    window_bytes = 0
+    builder = DatasetBuilder(cfg, traditional, seed)
     for batch in batches:
-        if not has_truth(batch):
-            raise InputError(
-                f"{batch.file}: the ML stage trains on Monte Carlo truth (n_clusters, "
-                "electron_time_ns, electron_primary, electron_cluster, pretrigger_ns), which "
-                "this file does not have; map its branches in data.truth"
-            )
-        if sampling is None:
-            check_window_fits(batch, cfg)
-            sampling, n_samples = batch.sampling_ghz, batch.n_samples
-        elif (batch.sampling_ghz, batch.n_samples) != (sampling, n_samples):
-            raise InputError(
-                f"{batch.file}: {batch.n_samples} samples at {batch.sampling_ghz} GHz, but the "
-                f"first file has {n_samples} at {sampling} GHz; one ML dataset needs one "
-                "sampling rate and waveform length"
-            )
-        if batch.file not in files:
-            files.append(batch.file)
-        arrays = batch_arrays(batch, cfg, traditional, window_bytes)
-        window_bytes += arrays["windows"].nbytes
-        for key, value in arrays.items():
-            parts.setdefault(key, []).append(value)
-        parts.setdefault("file_index", []).append(
-            np.full(len(batch), files.index(batch.file), dtype=np.int32)
-        )
-    if sampling is None or n_samples is None:
-        raise InputError("the ML stage got no waveforms to train on")
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
-    counts = cat.pop("n_candidates")
-    offsets = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return Dataset(
-        offsets=offsets,
-        split=split_waveforms(counts.size, cfg, seed),
-        files=files,
-        sampling_ghz=float(sampling),
-        n_samples=int(n_samples),
-        **cat,
-    )
+        builder.add(batch)
+    return builder.result()
 
 
 def window_samples(cfg: DatasetConfig) -> int:
@@ -198,10 +242,15 @@ def require_window_memory(n_windows: int, width: int, held: int) -> None:
 
 
 def batch_arrays(
-    batch: WaveformBatch, cfg: DatasetConfig, traditional: TraditionalConfig, held: int = 0
+    batch: WaveformBatch,
+    cfg: DatasetConfig,
+    traditional: TraditionalConfig,
+    held: int = 0,
+    reco: TraditionalResult | None = None,
 ) -> dict[str, np.ndarray]:
     """One batch's share of a `Dataset` (n_candidates instead of offsets); `held`: bytes of
-    the windows of the batches before it."""
+    the windows of the batches before it; `reco`: the batch's traditional reconstruction,
+    when it was already run with these settings."""
     truth = batch.truth
     if truth is None:
         raise InputError(f"{batch.file}: the ML stage needs Monte Carlo truth")
@@ -212,7 +261,8 @@ def batch_arrays(
     match = match_peaks(candidates, expected, truth.electron_primary, cfg.match)
     position, offsets = flat(candidates, np.int32)
     label, _ = flat(match.peak_label, np.int8)
-    reco = reconstruct(batch, traditional.finder, traditional.clusterize)
+    if reco is None:
+        reco = reconstruct(batch, traditional.finder, traditional.clusterize)
     return {
         "windows": windows,
         "label": label,

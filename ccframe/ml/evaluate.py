@@ -1,4 +1,4 @@
-"""Metrics of the two steps on the test split (physics.md section 11)."""
+"""Metrics of the two steps on the test split (docs/algorithms.md, "Metrics")."""
 
 from __future__ import annotations
 

@@ -21,16 +21,14 @@ from ccframe.kernels.baseline import baseline_rms
 from ccframe.kernels.config import MatchConfig
 from ccframe.kernels.jagged import to_jagged
 from ccframe.kernels.matching import expected_samples, match_peaks
-from ccframe.metrics.counting import count_metrics
+from ccframe.metrics.counting import count_metrics, fmt, json_ready
 from ccframe.ml import evaluate
 from ccframe.ml.chain import Chain
 from ccframe.ml.config import RobustnessConfig
-from ccframe.pipeline.rundir import input_files
 from ccframe.reco.config import TraditionalConfig
-from ccframe.reco.stage import resolve_traditional
-from ccframe.reco.traditional import reconstruct
-from ccframe.steering.loader import load_steering
-from ccframe.steering.schema import Steering
+from ccframe.reco.stage import load_thresholds
+from ccframe.reco.traditional import config_with_thresholds, reconstruct
+from ccframe.runfolder.artifacts import ROBUSTNESS, ROBUSTNESS_TABLE, Artifacts
 
 Log = Callable[[str], None]
 TEST = 2
@@ -70,33 +68,22 @@ def smear(
     return replace(batch, waveforms=waves, baseline=baseline, rms=rms, truth=truth)
 
 
-def test_batches(run_dir: Path, steering: Steering, max_events: int) -> Iterator[WaveformBatch]:
-    """The run's test-split waveforms (from predictions.root), batch by batch."""
-    pred_file = run_dir / "predictions.root"
+def test_split_batches(artifacts: Artifacts, max_events: int) -> Iterator[WaveformBatch]:
+    """The run's test-split waveforms (from its predictions tree), batch by batch."""
+    pred_file = artifacts.predictions
     if not pred_file.is_file():
-        raise InputError(f"{run_dir}: no predictions.root; robustness needs a run with ml:")
+        raise InputError(f"{pred_file}: not found; robustness needs a run with ml:")
     import uproot
 
     pred = uproot.open(pred_file)["predictions"].arrays(["file_index", "entry", "split"])
     test = ak.to_numpy(pred.split) == TEST
     file_index = ak.to_numpy(pred.file_index)[test][:max_events]
     entries = ak.to_numpy(pred.entry)[test][:max_events]
-    files = input_files(run_dir, steering)
-    for batch in iter_batches(steering.input_data, files):
+    files = artifacts.input_files()
+    for batch in iter_batches(artifacts.steering.input_data, files):
         keep = np.isin(batch.entry, entries[file_index == files.index(batch.file)])
         if keep.any():
-            yield _rows(batch, keep)
-
-
-def _rows(batch: WaveformBatch, keep: np.ndarray) -> WaveformBatch:
-    return replace(
-        batch,
-        waveforms=batch.waveforms[keep],
-        baseline=batch.baseline[keep],
-        rms=batch.rms[keep],
-        entry=batch.entry[keep],
-        truth=batch.truth[keep] if batch.truth is not None else None,
-    )
+            yield batch.rows(keep)
 
 
 def evaluate_setting(
@@ -141,21 +128,39 @@ def evaluate_setting(
 
 
 def run_robustness(run_dir: Path, cfg: RobustnessConfig, log: Log) -> list[dict[str, Any]]:
-    """Every smearing value of `cfg`; writes robustness.json/.csv and the plots."""
-    steering = load_steering(run_dir / "steering.yaml")
-    if steering.ml is None:
+    """`ccframe robustness RUN_DIR`: the run's chain and traditional settings, read from its
+    folder, on every smearing value of `cfg`."""
+    artifacts = Artifacts.of_run(run_dir)
+    if artifacts.steering.ml is None:
         raise InputError(f"{run_dir}: not an ML run (its steering.yaml has no ml: section)")
     chain = Chain.load(run_dir)
-    tuned = None
-    if (run_dir / "tuned.yaml").is_file():
-        import yaml
+    return robustness(artifacts, cfg, chain, traditional_of_run(artifacts), log)
 
-        tuned = yaml.safe_load((run_dir / "tuned.yaml").read_text())
-    traditional = resolve_traditional(steering.traditional or TraditionalConfig(), tuned)
+
+def traditional_of_run(artifacts: Artifacts) -> TraditionalConfig:
+    """The traditional settings a run used: its tune stage's thresholds, else the copy of
+    `traditional.thresholds` in the run folder, else its steering file's."""
+    cfg = artifacts.steering.traditional or TraditionalConfig()
+    for source in (artifacts.tuned, artifacts.thresholds):
+        if source.is_file():
+            return config_with_thresholds(cfg, load_thresholds(str(source)))
+    return cfg
+
+
+def robustness(
+    artifacts: Artifacts,
+    cfg: RobustnessConfig,
+    chain: Chain,
+    traditional: TraditionalConfig,
+    log: Log,
+) -> list[dict[str, Any]]:
+    """Every smearing value of `cfg` on the run's test split; writes robustness.json/.csv."""
+    steering = artifacts.steering
+    assert steering.ml is not None
     match = steering.ml.dataset.match
-    batches = list(test_batches(run_dir, steering, cfg.max_events))
+    batches = list(test_split_batches(artifacts, cfg.max_events))
     if not batches:
-        raise InputError(f"{run_dir}: no test-split waveforms found in the run's input")
+        raise InputError(f"{artifacts.run_dir}: no test-split waveforms found in the run's input")
     rows: list[dict[str, Any]] = []
     grid = (("noise", cfg.noise_factors), ("gain", cfg.gain_factors),
             ("jitter_ns", cfg.jitter_ns))  # fmt: skip
@@ -168,13 +173,15 @@ def run_robustness(run_dir: Path, cfg: RobustnessConfig, log: Log) -> list[dict[
             rows.append({"smearing": kind, "value": value, **result})
             ml, trad = result["ml"], result["traditional"]
             log(
-                f"robustness: {kind}={value:g}: AUC {result['auc']:.4f}, ML resolution "
-                f"{ml['relative_resolution_core']:.3f} (bias {ml['relative_bias']:+.3f}), "
-                f"traditional {trad['relative_resolution_core']:.3f} "
-                f"(bias {trad['relative_bias']:+.3f})"
+                f"robustness: {kind}={value:g}: AUC {fmt(result['auc'], '.4f')}, ML resolution "
+                f"{fmt(ml['relative_resolution_core'], '.3f')} (bias "
+                f"{fmt(ml['relative_bias'], '+.3f')}), traditional "
+                f"{fmt(trad['relative_resolution_core'], '.3f')} "
+                f"(bias {fmt(trad['relative_bias'], '+.3f')})"
             )
-    write_json(run_dir / "robustness.json", rows)
-    write_text(run_dir / "robustness.csv", _csv(rows))
+    rows = json_ready(rows)
+    write_json(artifacts.path(ROBUSTNESS), rows)
+    write_text(artifacts.path(ROBUSTNESS_TABLE), _csv(rows))
     return rows
 
 

@@ -27,7 +27,15 @@ from ccframe.ml.chain import (
     time_lists,
 )
 from ccframe.ml.config import MLConfig
-from ccframe.ml.dataset import SPLIT_NAMES, TEST, TRAIN, VALIDATION, Dataset, build, cache_key
+from ccframe.ml.dataset import (
+    SPLIT_NAMES,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    Dataset,
+    DatasetBuilder,
+    cache_key,
+)
 from ccframe.ml.runtime import configure
 from ccframe.ml.train import expected_initial_loss, fit
 from ccframe.reco.config import TraditionalConfig
@@ -35,6 +43,60 @@ from ccframe.resources import require_memory
 
 Log = Callable[[str], None]
 WRITE_CHUNK = 10_000
+
+
+def ml_data(cfg: MLConfig, data: DataConfig) -> DataConfig:
+    """The input mapping of the ML dataset: at most `ml.dataset.max_events` waveforms."""
+    return data.model_copy(update={"max_events": cfg.dataset.max_events or data.max_events})
+
+
+def dataset_cache(
+    cfg: MLConfig,
+    data: DataConfig,
+    files: list[str],
+    run_dir: Path,
+    traditional: TraditionalConfig,
+    seed: int,
+) -> Path | None:
+    """Where the dataset of these inputs and settings is cached (None: no cache)."""
+    dcfg = cfg.dataset
+    if not dcfg.cache:
+        return None
+    data = ml_data(cfg, data)
+    key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed)
+    return run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}.npz"
+
+
+def cached_dataset(cache: Path | None, log: Log) -> Dataset | None:
+    """The cached dataset, or None when there is none (or it cannot be read)."""
+    if cache is None or not cache.is_file():
+        return None
+    try:
+        dataset = Dataset.load(cache)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        log(f"ml: ignoring unreadable cache {cache} ({exc}); rebuilding it")
+        return None
+    log(f"ml: dataset from cache {cache}")
+    return dataset
+
+
+def dataset_builder(
+    cfg: MLConfig, data: DataConfig, traditional: TraditionalConfig, seed: int
+) -> DatasetBuilder:
+    """A `DatasetBuilder` for a pass over the input read with `data`."""
+    return DatasetBuilder(cfg.dataset, traditional, seed, ml_data(cfg, data).max_events)
+
+
+def built_dataset(builder: DatasetBuilder, cache: Path | None, seconds: float, log: Log) -> Dataset:
+    """The builder's dataset, logged and cached."""
+    dataset = builder.result()
+    log(
+        f"ml: dataset of {dataset.n_waveforms} waveforms, {dataset.label.size:,} candidates "
+        f"({dataset.signal.mean():.3f} signal) built in {seconds:.1f} s"
+    )
+    if cache is not None:
+        dataset.save(cache)
+    return dataset
 
 
 def load_dataset(
@@ -46,29 +108,17 @@ def load_dataset(
     seed: int,
     log: Log,
 ) -> Dataset:
-    """The dataset from the cache when its key matches, else built (and cached)."""
-    dcfg = cfg.dataset
-    data = data.model_copy(update={"max_events": dcfg.max_events or data.max_events})
-    cache = None
-    if dcfg.cache:
-        key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed)
-        cache = run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}.npz"
-        if cache.is_file():
-            try:
-                dataset = Dataset.load(cache)
-                log(f"ml: dataset from cache {cache}")
-                return dataset
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-                log(f"ml: ignoring unreadable cache {cache} ({exc}); rebuilding it")
+    """The dataset from the cache when its key matches, else built by its own read (and
+    cached)."""
+    cache = dataset_cache(cfg, data, files, run_dir, traditional, seed)
+    dataset = cached_dataset(cache, log)
+    if dataset is not None:
+        return dataset
     t0 = time.perf_counter()
-    dataset = build(iter_batches(data, files), dcfg, traditional, seed)
-    log(
-        f"ml: dataset of {dataset.n_waveforms} waveforms, {dataset.label.size:,} candidates "
-        f"({dataset.signal.mean():.3f} signal) built in {time.perf_counter() - t0:.1f} s"
-    )
-    if cache is not None:
-        dataset.save(cache)
-    return dataset
+    builder = dataset_builder(cfg, data, traditional, seed)
+    for batch in iter_batches(ml_data(cfg, data), files):
+        builder.add(batch)
+    return built_dataset(builder, cache, time.perf_counter() - t0, log)
 
 
 def training_samples(
@@ -163,8 +213,22 @@ def run_ml(
     seed: int,
     log: Log,
 ) -> dict[str, Any]:
-    """Train, evaluate and save the chain; return the metrics (unavailable ones as None)."""
+    """Build (or load) the dataset, then `train_chain`; return the metrics."""
     ds = load_dataset(cfg, data, files, run_dir, traditional, seed, log)
+    return train_chain(cfg, ds, data, run_dir, traditional, seed, log)[0]
+
+
+def train_chain(
+    cfg: MLConfig,
+    ds: Dataset,
+    data: DataConfig,
+    run_dir: Path,
+    traditional: TraditionalConfig,
+    seed: int,
+    log: Log,
+) -> tuple[dict[str, Any], Chain]:
+    """Train, evaluate and save the chain on a dataset; return the metrics (unavailable
+    ones as None) and the trained chain."""
     require_training_memory(cfg, ds)
     configure(cfg.device, cfg.threads, seed)
     timing: dict[str, float] = {}
@@ -237,7 +301,7 @@ def run_ml(
     target = run_dir / cfg.output
     write_tree(target, "predictions", prediction_chunks(ds, scores, accept, n_ml))
     log(format_ml(metrics, target))
-    return metrics
+    return metrics, chain
 
 
 def require_training_memory(cfg: MLConfig, ds: Dataset) -> None:

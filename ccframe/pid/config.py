@@ -1,9 +1,9 @@
 """Steering section `pid:`: tracks of several species and momenta through many cells, and the
-separation power of each counting method (physics.md section 12)."""
+separation power of each counting method (docs/algorithms.md, "Particle identification")."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -46,6 +46,3 @@ class PidConfig(Section):
                     f"pair ({a}, {b}): both must be different and among species {self.species}"
                 )
         return self
-
-
-Method = Literal["truth", "deriv", "d2", "ml"]

@@ -1,8 +1,7 @@
-"""Separation power between two species from per-track values, with bootstrap errors."""
+"""Separation power between two species from per-track values, with bootstrap errors, and its
+Poisson limit (docs/algorithms.md, "Particle identification")."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 
@@ -31,7 +30,8 @@ def bootstrap_separation(
 def poisson_separation(
     pa: str, pb: str, momentum_gev: float, length_cm: float, fit: list[float], scale: float
 ) -> float:
-    """The ideal S of cluster counting: mu = n_cl(bg) L per species, sigma = sqrt(mu)."""
+    """The ideal S of cluster counting: mu = scale * n_cl(bg) * L per species (L =
+    `length_cm`), sigma = sqrt(mu)."""
     mu = [
         float(physics.cluster_density(physics.beta_gamma(momentum_gev, p), fit)) * scale * length_cm
         for p in (pa, pb)
@@ -48,7 +48,3 @@ def truncated_per_cm(counts: np.ndarray, chords: np.ndarray, keep: float) -> flo
     n = max(1, round(keep * counts.size))
     sel = order[:n]
     return float(counts[sel].sum() / chords[sel].sum())
-
-
-def summarise(values: dict[str, np.ndarray]) -> dict[str, Any]:
-    return {k: {"mean": float(np.mean(v)), "std": float(np.std(v))} for k, v in values.items()}

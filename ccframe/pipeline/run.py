@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import contextlib
 from pathlib import Path
 from typing import Any
 
 from ccframe.errors import SteeringError
-from ccframe.io.atomic import write_json
-from ccframe.io.describe import describe, format_description
+from ccframe.io.atomic import write_text
 from ccframe.io.reader import expand_files, iter_batches
-from ccframe.pipeline.rundir import RunDir
+from ccframe.logs import Log, Progress
+from ccframe.pipeline.context import RunContext
+from ccframe.pipeline.stages import Consumer, enabled
 from ccframe.reco.config import TraditionalConfig
-from ccframe.reco.stage import resolve_traditional, run_traditional, run_tune
+from ccframe.reco.stage import load_thresholds_text, resolve_traditional
+from ccframe.runfolder.artifacts import Artifacts
+from ccframe.runfolder.rundir import RunDir
 from ccframe.simulate.budget import check_budget
 from ccframe.simulate.config import SimulateConfig
-from ccframe.simulate.stage import simulate_to_root
-from ccframe.steering.schema import Steering, stages
-
-Log = Callable[[str], None]
+from ccframe.steering.loader import with_absolute_paths
+from ccframe.steering.schema import Steering
 
 
 def check_resources(steering: Steering, folder: Path) -> None:
@@ -44,75 +44,60 @@ def check_resources(steering: Steering, folder: Path) -> None:
 
 def run(steering: Steering, argv: list[str], force: bool = False, log: Log = print) -> Path:
     """Run every enabled stage; return the run folder. A failure is recorded, then raised."""
-    run_dir = RunDir(steering.output_dir)
-    check_resources(steering, run_dir.path)
-    run_dir.prepare(steering, argv, force=force)
-    log(f"run '{steering.name}' -> {run_dir.path}  (stages: {', '.join(stages(steering))})")
-    results: dict[str, Any] = {}
+    folder = RunDir(steering.output_dir)
+    check_resources(steering, folder.path)
+    steering = with_absolute_paths(steering)  # the run folder's steering.yaml works from anywhere
+    folder.prepare(steering, argv, force=force)
+    todo = enabled(steering)
+    log(f"run '{steering.name}' -> {folder.path}  (stages: {', '.join(s.name for s in todo)})")
+    ctx = RunContext(steering, Artifacts(folder.path, steering), log)
     try:
-        files = expand_files(steering.data.files) if steering.data.files else []
-        if steering.simulate is not None:
-            sim = steering.simulate
-            target = run_dir.path / sim.output
-            log(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)} -> {target}")
-            results["simulate"] = simulate_to_root(sim, steering.seed, target)
-            log(
-                f"simulate: done in {results['simulate']['wall_s']:.1f} s "
-                f"({results['simulate']['waveforms_per_s']:.0f} waveforms/s)"
-            )
-            if not files:
-                files = [str(target)]
-        data = steering.input_data
-        t0 = time.perf_counter()
-        summary = describe(iter_batches(data, files))
-        summary["read_s"] = round(time.perf_counter() - t0, 3)
-        results["read"] = summary
-        log("read:\n" + format_description(summary))
-        write_json(run_dir.path / "summary.json", results)
-        tuned = None
-        if steering.tune is not None:
-            tuned = run_tune(steering.tune, data, files, run_dir.path, log)
-        metrics: dict[str, Any] = {}
-        traditional = resolve_traditional(steering.traditional or TraditionalConfig(), tuned)
-        if steering.traditional is not None:
-            metrics["traditional"] = run_traditional(traditional, data, files, run_dir.path, log)
-            write_json(run_dir.path / "metrics.json", metrics)
-        if steering.ml is not None:
-            from ccframe.ml.stage import run_ml
-
-            metrics["ml"] = run_ml(
-                steering.ml, data, files, run_dir.path, traditional, steering.seed, log
-            )
-            write_json(run_dir.path / "metrics.json", metrics)
-        if steering.infer is not None:
-            from ccframe.ml.infer import infer
-
-            cfg = steering.infer
-            results["infer"] = infer(
-                Path(cfg.chain), files, run_dir.path / cfg.output, data, cfg.batch, False, log
-            )
-            write_json(run_dir.path / "summary.json", results)
-        if steering.robustness is not None:
-            from ccframe.ml.robustness import run_robustness
-
-            run_robustness(run_dir.path, steering.robustness, log)
-        if steering.pid is not None:
-            from ccframe.pid.stage import run_pid
-
-            chain = None
-            if steering.ml is not None:
-                from ccframe.ml.chain import Chain
-
-                chain = Chain.load(run_dir.path, steering.ml.inference_batch)
-            run_pid(steering, steering.pid, run_dir.path, traditional, chain, log)
+        ctx.files = expand_files(steering.data.files) if steering.data.files else []
+        for stage in todo:
+            if stage.before is not None:
+                stage.before(ctx)
+        ctx.traditional = resolved_traditional(ctx)
+        shared_pass(ctx, [stage.consumer(ctx) for stage in todo if stage.consumer is not None])
+        for stage in todo:
+            if stage.after is not None:
+                stage.after(ctx)
         if steering.plots is not None:
-            from ccframe.plots.report import make_plots
+            from ccframe.plots.report import write_report
 
-            formats = tuple(dict.fromkeys(["png", *steering.plots.formats]))
-            make_plots(run_dir.path, formats, steering.plots.event_displays, log)
+            record = folder.record | {"status": "done", "wall_s": folder.elapsed()}
+            write_report(folder.path, ctx.products["plots"], ctx.metrics, record)
     except BaseException as exc:
-        run_dir.finish("failed", error=str(exc) or type(exc).__name__)
+        folder.finish("failed", error=str(exc) or type(exc).__name__)
         raise
-    run_dir.finish("done")
-    log(f"done: {run_dir.path}")
-    return run_dir.path
+    folder.finish("done")
+    log(f"done: {folder.path}")
+    return folder.path
+
+
+def resolved_traditional(ctx: RunContext) -> TraditionalConfig:
+    """The traditional settings with thresholds applied: `traditional.thresholds` (a
+    tuned.yaml of another run, copied into the run folder first), else a tune stage's."""
+    cfg = ctx.steering.traditional or TraditionalConfig()
+    if cfg.thresholds is not None:
+        text = load_thresholds_text(cfg.thresholds)
+        write_text(ctx.artifacts.thresholds, text)
+        return resolve_traditional(
+            cfg.model_copy(update={"thresholds": str(ctx.artifacts.thresholds)}), None
+        )
+    return resolve_traditional(cfg, ctx.tuned)
+
+
+def shared_pass(ctx: RunContext, consumers: list[Consumer | None]) -> None:
+    """Read the input once and hand every batch to each consumer, in stage order (a later
+    consumer sees what an earlier one shared for the batch)."""
+    active = [c for c in consumers if c is not None]
+    if not active:
+        return
+    with contextlib.ExitStack() as stack:
+        entered = [stack.enter_context(c) for c in active]
+        progress = Progress("read", ctx.log)
+        for batch in iter_batches(ctx.data, ctx.files):
+            shared: dict[str, Any] = {}
+            for consumer in entered:
+                consumer.add(batch, shared)
+            progress.update(len(batch))

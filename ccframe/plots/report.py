@@ -20,10 +20,21 @@ import uproot
 from ccframe.errors import InputError
 from ccframe.io.atomic import write_text
 from ccframe.io.reader import iter_batches
-from ccframe.pipeline.rundir import input_files
 from ccframe.plots import figures
 from ccframe.plots.style import axes, save, use_style
-from ccframe.steering.loader import load_steering
+from ccframe.runfolder.artifacts import (
+    METRICS,
+    PID,
+    PLOTS,
+    REPORT,
+    ROBUSTNESS,
+    STATUS,
+    STEERING,
+    Artifacts,
+)
+from ccframe.runfolder.artifacts import (
+    history as history_file,
+)
 
 Log = Callable[[str], None]
 TEST = 2
@@ -51,9 +62,10 @@ def _figure(draw: Callable[[Any], Any], figsize: tuple[float, float] = (8.0, 6.5
 class Plotter:
     """Collects the plots of one run folder."""
 
-    def __init__(self, run_dir: Path, formats: tuple[str, ...], log: Log) -> None:
-        self.run_dir, self.formats, self.log = run_dir, formats, log
-        self.folder = run_dir / "plots"
+    def __init__(self, artifacts: Artifacts, formats: tuple[str, ...], log: Log) -> None:
+        self.artifacts, self.formats, self.log = artifacts, formats, log
+        self.run_dir = artifacts.run_dir
+        self.folder = artifacts.path(PLOTS)
         self.plots: list[Plot] = []
 
     def add(self, name: str, caption: str, draw: Callable[[Any], Any], **kw: Any) -> None:
@@ -62,7 +74,7 @@ class Plotter:
 
     def training(self) -> None:
         for model in ("classifier", "counter"):
-            path = self.run_dir / f"history_{model}.csv"
+            path = self.artifacts.path(history_file(model))
             if not path.is_file():
                 continue
             history = read_history(path)
@@ -137,9 +149,8 @@ class Plotter:
                 )
 
     def event(self, pred: ak.Array, row: int) -> None:
-        steering = load_steering(self.run_dir / "steering.yaml")
-        data = steering.input_data
-        files = input_files(self.run_dir, steering)
+        data = self.artifacts.steering.input_data
+        files = self.artifacts.input_files()
         file = files[int(pred["file_index"][row])]
         entry = int(pred["entry"][row])
         limited = data.model_copy(update={"max_events": entry + 1})
@@ -156,7 +167,7 @@ class Plotter:
             electrons = ak.to_numpy(batch.truth.electron_time_ns[i] + batch.truth.pretrigger_ns[i])
             primary = ak.to_numpy(batch.truth.electron_primary[i])
         trad = None
-        trad_file = self.run_dir / "traditional.root"
+        trad_file = self.artifacts.traditional
         if trad_file.is_file():
             tree = uproot.open(trad_file)["traditional"]
             got = tree.arrays(["entry", "peak_sample"], entry_start=row, entry_stop=row + 1)
@@ -181,16 +192,20 @@ class Plotter:
 
 
 def make_plots(
-    run_dir: Path, formats: tuple[str, ...] = ("png", "pdf"), events: int = 2, log: Log = print
+    run_dir: Path,
+    formats: tuple[str, ...] = ("png", "pdf"),
+    events: int = 2,
+    log: Log = print,
+    report: bool = True,
 ) -> list[Plot]:
-    """Every plot the run folder's outputs allow; returns them (also written to plots/)."""
-    if not (run_dir / "steering.yaml").is_file():
-        raise InputError(f"{run_dir}: not a ccframe run folder (no steering.yaml)")
+    """Every plot the run folder's outputs allow; returns them (also written to plots/).
+    With `report`, also report.html (the pipeline writes it itself, after the last stage)."""
+    artifacts = Artifacts.of_run(run_dir)
     use_style()
     metrics = _read_metrics(run_dir)
-    p = Plotter(run_dir, formats, log)
+    p = Plotter(artifacts, formats, log)
     p.training()
-    pred_file = run_dir / "predictions.root"
+    pred_file = artifacts.predictions
     if pred_file.is_file() and "ml" in metrics:
         pred = uproot.open(pred_file)["predictions"].arrays()
         p.classifier(pred, metrics["ml"])
@@ -207,37 +222,41 @@ def make_plots(
         p.counts(ak.to_numpy(pred["n_clusters_true"][test]), counts, vs)
         for row in np.flatnonzero(test)[:events]:
             p.event(pred, int(row))
-    elif (run_dir / "traditional.root").is_file() and "traditional" in metrics:
-        trad = uproot.open(run_dir / "traditional.root")["traditional"].arrays(
+    elif artifacts.traditional.is_file() and "traditional" in metrics:
+        trad = uproot.open(artifacts.traditional)["traditional"].arrays(
             ["n_clusters_true", "n_clusters_reco"]
         )
         vs = {"traditional": metrics["traditional"].get("count_vs_momentum", [])}
         counts = {"traditional": ak.to_numpy(trad["n_clusters_reco"]).astype(float)}
         p.counts(ak.to_numpy(trad["n_clusters_true"]), counts, vs)
-    if (run_dir / "pid.json").is_file():
-        rows = json.loads((run_dir / "pid.json").read_text())
+    if artifacts.path(PID).is_file():
+        rows = json.loads(artifacts.path(PID).read_text())
         for pair in dict.fromkeys(r["pair"] for r in rows):
             p.add(
                 f"pid_{pair.replace('/', '_')}",
                 f"{pair} separation power versus momentum",
                 partial(figures.separation_plot, rows, pair),
             )
-    if (run_dir / "robustness.json").is_file():
-        p.robustness(json.loads((run_dir / "robustness.json").read_text()))
+    if artifacts.path(ROBUSTNESS).is_file():
+        p.robustness(json.loads(artifacts.path(ROBUSTNESS).read_text()))
     if not p.plots:
         raise InputError(f"{run_dir}: nothing to plot (no histories, predictions or counts yet)")
-    write_report(run_dir, p.plots, metrics)
-    log(f"plots: {len(p.plots)} plots in {p.folder}, report {run_dir / 'report.html'}")
+    log(f"plots: {len(p.plots)} plots in {p.folder}")
+    if report:
+        status = _read_json(artifacts.path(STATUS)) if artifacts.path(STATUS).is_file() else {}
+        log(f"plots: report {write_report(run_dir, p.plots, metrics, status)}")
     return p.plots
 
 
 def _read_metrics(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return {}
+    path = run_dir / METRICS
+    return _read_json(path) if path.is_file() else {}
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         return dict(json.loads(path.read_text()))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(f"{path}: cannot read it ({exc})") from None
 
 
@@ -301,7 +320,7 @@ def _metric_tables(metrics: dict[str, Any]) -> str:
 
 
 def _pid_table(run_dir: Path) -> str:
-    path = run_dir / "pid.json"
+    path = run_dir / PID
     if not path.is_file():
         return ""
     rows = json.loads(path.read_text())
@@ -320,8 +339,11 @@ def _pid_table(run_dir: Path) -> str:
     )
 
 
-def write_report(run_dir: Path, plots: list[Plot], metrics: dict[str, Any]) -> Path:
-    """report.html with the metrics, every PNG embedded, and the resolved steering file."""
+def write_report(
+    run_dir: Path, plots: list[Plot], metrics: dict[str, Any], status: dict[str, Any]
+) -> Path:
+    """report.html with the run's status (`status`: its run.json record), the metrics, every
+    PNG embedded, and the resolved steering file."""
     figures_html = []
     for plot in plots:
         png = next((f for f in plot.files if f.suffix == ".png"), None)
@@ -332,10 +354,7 @@ def write_report(run_dir: Path, plots: list[Plot], metrics: dict[str, Any]) -> P
             f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(plot.name)}">'
             f"<figcaption>{html.escape(plot.caption)}</figcaption></figure>"
         )
-    status = {}
-    if (run_dir / "run.json").is_file():
-        status = json.loads((run_dir / "run.json").read_text())
-    steering = (run_dir / "steering.yaml").read_text()
+    steering = (run_dir / STEERING).read_text()
     name = html.escape(str(status.get("name", run_dir.name)))
     provenance = _table(
         [(k, status[k]) for k in ("status", "seed", "started", "wall_s", "git") if k in status]
@@ -360,6 +379,6 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 <pre>{html.escape(steering)}</pre>
 </body></html>
 """
-    target = run_dir / "report.html"
+    target = run_dir / REPORT
     write_text(target, page)
     return target

@@ -1,13 +1,17 @@
-"""HEP plot style (mplhep), the experiment label and atomic figure saving."""
+"""HEP plot style (mplhep), the experiment label and atomic figure saving.
+
+Importing this module chooses no matplotlib backend, so a notebook or script that imports
+ccframe keeps its own. Figures are made with pyplot (mplhep's 2-D histograms draw their
+colour bar through it) under whatever backend is in use; where none was chosen, matplotlib
+picks one on the first figure, the non-interactive Agg when there is no display (batch jobs,
+servers). `save` writes the files and closes the figure, so that pyplot lets it go (and a
+notebook does not display it a second time).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed, none opened
 
 import matplotlib.pyplot as plt
 import mplhep as hep

@@ -40,7 +40,8 @@ class TuneConfig(Section):
     """Grid scan of the traditional algorithm's thresholds and c on a calibration sample:
     the set with the smallest relative resolution of (N_reco - N_true)/N_true (`objective`:
     Gaussian-core sigma, or RMS, which waveforms with very few clusters dominate) among those
-    with |relative bias| <= max_relative_bias wins."""
+    with |relative bias| <= max_relative_bias wins (relative bias: sum N_reco / sum N_true
+    - 1). See docs/algorithms.md, "Tuning the traditional thresholds"."""
 
     algorithm: Algorithm = "deriv"
     n1: list[float] = Field(default=[2.0, 3.0, 4.0, 5.0], min_length=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ import yaml
 from ccframe.errors import SteeringError
 from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
-from ccframe.io.reader import iter_batches
-from ccframe.io.rootwrite import write_tree
+from ccframe.io.reader import WaveformBatch, iter_batches
+from ccframe.io.rootwrite import TreeWriter
 from ccframe.metrics.counting import count_summary, json_ready
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.reco.traditional import (
@@ -52,12 +52,30 @@ def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path,
 
 
 def load_thresholds(path: str) -> dict[str, Any]:
+    """The thresholds of a tuned.yaml (a `SteeringError` naming traditional.thresholds)."""
+    return _parse_thresholds(load_thresholds_text(path), path)
+
+
+def load_thresholds_text(path: str) -> str:
+    """The text of a tuned.yaml, checked."""
     try:
-        tuned = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SteeringError(
+            f"traditional.thresholds = {path!r}: cannot read it ({exc}); expected a tuned.yaml "
+            "written by the tune stage"
+        ) from None
+    _parse_thresholds(text, path)
+    return text
+
+
+def _parse_thresholds(text: str, path: str) -> dict[str, Any]:
+    try:
+        tuned = yaml.safe_load(text)
         if not isinstance(tuned, dict) or not {"algorithm", "clusterize"} <= set(tuned):
             raise ValueError("not a tuned.yaml")
         return tuned
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError) as exc:
         raise SteeringError(
             f"traditional.thresholds = {path!r}: cannot use it ({exc}); expected a tuned.yaml "
             "written by the tune stage"
@@ -74,36 +92,69 @@ def resolve_traditional(cfg: TraditionalConfig, tuned: dict | None) -> Tradition
     return cfg
 
 
+class TraditionalPass:
+    """The traditional reconstruction as a consumer of a pass over the input: each batch is
+    reconstructed (resolved settings, `resolve_traditional`), written to the `traditional`
+    tree and accumulated for the metrics; the result is shared with the other consumers
+    (`shared["traditional"]`), so the ML dataset does not reconstruct again. A context
+    manager: the tree file appears only when the pass completes."""
+
+    def __init__(self, cfg: TraditionalConfig, target: Path) -> None:
+        self.cfg, self.target = cfg, target
+        self._acc = Accumulator()
+        self._writer = TreeWriter(target, "traditional")
+
+    def __enter__(self) -> TraditionalPass:
+        self._writer.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> bool:
+        return self._writer.__exit__(*exc)
+
+    def add(self, batch: WaveformBatch, shared: dict[str, Any]) -> None:
+        cfg = self.cfg
+        result = reconstruct(batch, cfg.finder, cfg.clusterize)
+        match = match_truth(batch, result.peaks, cfg.match) if has_truth(batch) else None
+        if match is not None:
+            self._acc.add_matching(match, batch)
+        chunk = tree_chunk(batch, result, match)
+        self._acc.add(**{k: v for k, v in chunk.items() if k != "peak"})
+        self._writer.add(chunk)
+        shared["traditional"] = result
+
+    def metrics(self) -> dict[str, Any]:
+        """Peak-finding and count metrics against the truth (after the pass)."""
+        cfg = self.cfg
+        metrics = self._acc.metrics(cfg.momentum_bins)
+        metrics["algorithm"] = cfg.algorithm
+        metrics["parameters"] = {
+            cfg.algorithm: cfg.finder.model_dump(),
+            "clusterize": cfg.clusterize.model_dump(),
+        }
+        metrics["waveforms"] = self._writer.entries
+        return dict(json_ready(metrics))
+
+
 def run_traditional(
     cfg: TraditionalConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log
 ) -> dict[str, Any]:
     """Reconstruct every waveform with resolved settings (`resolve_traditional`), write
     traditional.root, return the metrics."""
-    acc = Accumulator()
-
-    def chunks() -> Iterator[dict]:
+    with TraditionalPass(cfg, run_dir / cfg.output) as scan:
         for batch in iter_batches(data, files):
-            result = reconstruct(batch, cfg.finder, cfg.clusterize)
-            match = match_truth(batch, result.peaks, cfg.match) if has_truth(batch) else None
-            if match is not None:
-                acc.add_matching(match, batch)
-            chunk = tree_chunk(batch, result, match)
-            acc.add(**{k: v for k, v in chunk.items() if k != "peak"})
-            yield chunk
-
-    target = run_dir / cfg.output
-    n = write_tree(target, "traditional", chunks())
-    metrics = acc.metrics(cfg.momentum_bins)
-    metrics["algorithm"] = cfg.algorithm
-    metrics["parameters"] = {
-        cfg.algorithm: cfg.finder.model_dump(),
-        "clusterize": cfg.clusterize.model_dump(),
-    }
-    metrics["waveforms"] = n
-    metrics = json_ready(metrics)
-    log(f"traditional: {cfg.algorithm} + clusterization on {n} waveforms -> {target}")
-    log(format_metrics(metrics))
+            scan.add(batch, {})
+    metrics = scan.metrics()
+    log(traditional_summary(metrics, scan.target))
     return metrics
+
+
+def traditional_summary(metrics: dict[str, Any], target: Path) -> str:
+    """The traditional stage's lines for the log."""
+    head = (
+        f"traditional: {metrics['algorithm']} + clusterization on {metrics['waveforms']} "
+        f"waveforms -> {target}"
+    )
+    return head + "\n" + format_metrics(metrics)
 
 
 def format_metrics(m: dict[str, Any]) -> str:

@@ -1,4 +1,5 @@
-"""Traditional reconstruction: DERIV or D2 peaks, clusterization, and their truth metrics."""
+"""Traditional reconstruction: DERIV or D2 peaks, clusterization, and their truth metrics
+(docs/algorithms.md: "DERIV peak finding", "D2 peak finding", "Clusterization", "Metrics")."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def find_peaks(batch: WaveformBatch, finder: DerivConfig | D2Config) -> ak.Array
 
 
 def peak_amplitudes(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
+    """Baseline-subtracted sample value (mV) at each peak (var * float32)."""
     pos, offsets = flat(peaks, np.int64)
     row = np.repeat(np.arange(len(batch)), np.diff(offsets))
     amp = batch.waveforms[row, pos] - batch.baseline[row]
@@ -44,7 +46,9 @@ def peak_amplitudes(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
 
 
 def track_times(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
-    """Peak times in ns after the track crossing (pretrigger from truth, else 0)."""
+    """Peak times in ns after the track crossing: sample / sampling_ghz - pretrigger_ns, the
+    pre-trigger taken from the truth. Without that truth (real data) it is 0, so the times
+    count from the start of the window."""
     pretrigger = 0.0
     if batch.truth is not None and "pretrigger_ns" in batch.truth.fields:
         pretrigger = batch.truth.pretrigger_ns
@@ -54,6 +58,7 @@ def track_times(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
 def reconstruct(
     batch: WaveformBatch, finder: DerivConfig | D2Config, cluster_cfg: ClusterizeConfig
 ) -> TraditionalResult:
+    """Peaks, their amplitudes, their clusters and the clusters per waveform."""
     peaks = find_peaks(batch, finder)
     amplitude = peak_amplitudes(batch, peaks)
     cluster, counts = clusterize(track_times(batch, peaks), amplitude, cluster_cfg)
@@ -61,6 +66,7 @@ def reconstruct(
 
 
 def match_truth(batch: WaveformBatch, peaks: ak.Array, cfg: MatchConfig) -> Match:
+    """One-to-one matching of the peaks to the batch's true electrons (needs truth)."""
     truth = batch.truth
     if truth is None:
         raise ValueError("matching needs truth")

@@ -1,4 +1,4 @@
-"""Typed simulator parameters; every default is the value of shared/physics.md (sections 2-7)."""
+"""Typed simulator parameters; every default, and where it comes from, is in docs/physics.md."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Physics of a drift cell: particles, cluster density, cluster sizes, x-t relation, pulse shape.
 
-Numbers and formulas follow shared/physics.md; the functions take the typed config values.
+The formulas and their sources are explained in docs/physics.md; the functions take the typed
+config values.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import numpy as np
 
 MASS_GEV = {"e": 0.000511, "mu": 0.10566, "pi": 0.13957, "K": 0.49368, "p": 0.93827}
 PDG_ID = {"e": 11, "mu": 13, "pi": 211, "K": 321, "p": 2212}
-PARTICLE_OF_PDG = {v: k for k, v in PDG_ID.items()}
 MIN_BETA_GAMMA = 0.5  # below this the cluster-density fit is an extrapolation
 
 
@@ -41,11 +41,6 @@ def cluster_size_cdf(percent: list[float]) -> np.ndarray:
     cdf = np.cumsum(p / p.sum())
     cdf[-1] = 1.0
     return cdf
-
-
-def mean_cluster_size(percent: list[float]) -> float:
-    p = np.asarray(percent, dtype=np.float64)
-    return float(np.sum(np.arange(1, p.size + 1) * p) / p.sum())
 
 
 class DriftTable:

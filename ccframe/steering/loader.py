@@ -314,6 +314,38 @@ def _short(value: Any, limit: int = 60) -> str:
     return _clip(brief.repr(value), limit)
 
 
+# Keys whose relative paths are read from the working directory (as `ccframe run` reads
+# them); a run folder's steering.yaml and a sweep's trials hold them absolute, so that they
+# work from any folder (a condor job starts in its trial folder).
+CWD_PATHS = ("data.files", "infer.chain", "traditional.thresholds")
+
+
+def absolute_paths(raw: dict[str, Any]) -> None:
+    """Make the relative paths (and globs) of `CWD_PATHS` in raw steering absolute, from
+    the working directory."""
+    for dotted in CWD_PATHS:
+        *sections, key = dotted.split(".")
+        node: Any = raw
+        for section in sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict):
+            continue
+        value = node.get(key)
+        if isinstance(value, str):
+            node[key] = os.path.abspath(os.path.expanduser(value))
+        elif isinstance(value, list):
+            node[key] = [
+                os.path.abspath(os.path.expanduser(v)) if isinstance(v, str) else v for v in value
+            ]
+
+
+def with_absolute_paths(steering: Steering) -> Steering:
+    """The steering with the paths of `CWD_PATHS` absolute (from the working directory)."""
+    raw = steering.model_dump(mode="json")
+    absolute_paths(raw)
+    return Steering.model_validate(raw)
+
+
 def dump_steering(steering: Steering) -> str:
     """The resolved steering file (every default written out) as YAML."""
     return yaml.safe_dump(steering.model_dump(mode="json"), sort_keys=False)

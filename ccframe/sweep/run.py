@@ -10,7 +10,7 @@ from typing import Any
 
 from ccframe.errors import SweepError
 from ccframe.io.atomic import write_text
-from ccframe.pipeline.rundir import FolderLock
+from ccframe.runfolder.rundir import FolderLock
 from ccframe.steering.loader import dump_steering, load_steering
 from ccframe.steering.schema import Steering
 from ccframe.sweep import trials as tr

@@ -7,7 +7,6 @@ import copy
 import itertools
 import json
 import math
-import os
 import random
 import shutil
 import time
@@ -17,8 +16,14 @@ from typing import Any
 
 from ccframe.errors import SteeringError, SweepError, closest
 from ccframe.io.atomic import write_json, write_text
-from ccframe.pipeline.rundir import LOCK_FILE, FolderLock, describe_writer, read_status
-from ccframe.steering.loader import _data_path, _model_in, dump_steering, validate
+from ccframe.runfolder.rundir import LOCK_FILE, FolderLock, describe_writer, read_status
+from ccframe.steering.loader import (
+    _data_path,
+    _model_in,
+    absolute_paths,
+    dump_steering,
+    validate,
+)
 from ccframe.steering.schema import Steering
 from ccframe.sweep.config import Parameter, SweepConfig
 
@@ -27,9 +32,6 @@ TRIAL_FILE = "trial.json"
 KEEP_ON_RETRY = ("steering.yaml", TRIAL_FILE, LOCK_FILE)
 WAIT_FOR_WRITER_S = 60.0
 """How long a sweep waits for a trial's earlier process (stopped with its sweep) to end."""
-# Keys whose relative paths are read from the working directory (as `ccframe run` reads
-# them); a trial runs in its own folder (HTCondor's initialdir) or is rerun from anywhere.
-CWD_PATHS = ("data.files", "infer.chain", "traditional.thresholds")
 
 
 @dataclass
@@ -160,25 +162,6 @@ def trial_steering(
         raw["ml"]["threads"] = sweep.request_cpus
     shown = ", ".join(f"{k}={json.dumps(v)}" for k, v in params.items())
     return validate(raw, f"trial {number:04d} ({shown})")
-
-
-def absolute_paths(raw: dict[str, Any]) -> None:
-    """Make the relative paths (and globs) of `CWD_PATHS` in raw steering absolute, from
-    the working directory."""
-    for dotted in CWD_PATHS:
-        *sections, key = dotted.split(".")
-        node: Any = raw
-        for section in sections:
-            node = node.get(section) if isinstance(node, dict) else None
-        if not isinstance(node, dict):
-            continue
-        value = node.get(key)
-        if isinstance(value, str):
-            node[key] = os.path.abspath(os.path.expanduser(value))
-        elif isinstance(value, list):
-            node[key] = [
-                os.path.abspath(os.path.expanduser(v)) if isinstance(v, str) else v for v in value
-            ]
 
 
 def write_trial(

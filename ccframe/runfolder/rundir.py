@@ -293,6 +293,14 @@ class RunDir:
     def _write_status(self) -> None:
         write_json(self.path / STATUS_FILE, self._record)
 
+    @property
+    def record(self) -> dict[str, Any]:
+        """The run.json record so far."""
+        return dict(self._record)
+
+    def elapsed(self) -> float:
+        return round(time.time() - self._started, 3)
+
     def finish(self, status: str, **extra: Any) -> None:
         """Record the final status (and wall time); stop recording; release the lock. A
         failure to write run.json (a full disk) is logged, not raised over the run's own
@@ -309,12 +317,3 @@ class RunDir:
                 self._watch.__exit__(None, None, None)
                 self._watch = None
             self._lock.release()
-
-
-def input_files(run_dir: Path, steering: Steering) -> list[str]:
-    """The files a run read, in order: data.files, or the simulated sample in the run folder."""
-    from ccframe.io.reader import expand_files
-
-    if steering.simulate is not None and not steering.data.files:
-        return [str(run_dir / steering.simulate.output)]
-    return expand_files(steering.data.files)

@@ -52,7 +52,7 @@ class Sample:
         return np.concatenate(parts) if parts else None
 
 
-def input_files(steering: Steering, out_dir: Path, max_events: int, log: Log) -> list[str]:
+def sample_files(steering: Steering, out_dir: Path, max_events: int, log: Log) -> list[str]:
     """The input's files: data.files, or its simulate: section simulated into out_dir (at
     most max_events waveforms)."""
     if steering.data.files:
@@ -75,7 +75,7 @@ def measure(steering: Steering, out_dir: Path, max_events: int, chain: Any, log:
     data = steering.input_data.model_copy(update={"max_events": max_events})
     cand_cfg = chain.settings.candidates if chain is not None else CandidateConfig()
     chain_ok = chain is not None
-    for batch in iter_batches(data, input_files(steering, out_dir, max_events, log)):
+    for batch in iter_batches(data, sample_files(steering, out_dir, max_events, log)):
         sample.add("noise_rms_mv", batch.rms)
         sample.add("baseline_mv", batch.baseline)
         if chain_ok:
@@ -172,7 +172,7 @@ def ratio_plot(key: str, samples: list[Sample], edges: np.ndarray) -> Any:
     return fig
 
 
-def compare(
+def overlay_inputs(
     steerings: list[Steering],
     out_dir: Path,
     max_events: int,

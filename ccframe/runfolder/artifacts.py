@@ -1,0 +1,99 @@
+"""The names of a run folder's files, in one place. Every stage that writes a file and every
+command that reads a run folder (plot, robustness, infer, collect) takes the name from here,
+so a renamed output (`ml.output`, `traditional.output`, `tune.output`, ...) is found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccframe.errors import InputError, SteeringError
+from ccframe.steering.schema import Steering
+
+STEERING = "steering.yaml"
+STATUS = "run.json"
+SUMMARY = "summary.json"
+METRICS = "metrics.json"
+THRESHOLDS = "thresholds.yaml"
+"""A copy of `traditional.thresholds` (a tuned.yaml of another run), so the run folder
+holds every input of its traditional reconstruction."""
+TUNE_TABLE = "tune.csv"
+ROC = "roc_test.csv"
+ROBUSTNESS = "robustness.json"
+ROBUSTNESS_TABLE = "robustness.csv"
+PID = "pid.json"
+PID_TABLE = "pid.csv"
+PID_TRACKS_TREE = "pid.root"
+REPORT = "report.html"
+PLOTS = "plots"
+
+
+def history(model: str) -> str:
+    """Per-epoch history of the `classifier` or `counter`."""
+    return f"history_{model}.csv"
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """Paths of one run folder's files, honouring the steering file's `output` keys."""
+
+    run_dir: Path
+    steering: Steering
+
+    @classmethod
+    def of_run(cls, run_dir: Path) -> Artifacts:
+        """The artifacts of an existing run folder (read from its steering.yaml)."""
+        from ccframe.steering.loader import load_steering
+
+        path = run_dir / STEERING
+        if not path.is_file():
+            raise InputError(f"{run_dir}: not a ccframe run folder (no {STEERING})")
+        try:
+            return cls(run_dir, load_steering(path))
+        except SteeringError as exc:
+            raise InputError(f"{run_dir}: its {STEERING} is not valid ({exc})") from None
+
+    def path(self, name: str) -> Path:
+        return self.run_dir / name
+
+    @property
+    def simulated(self) -> Path | None:
+        sim = self.steering.simulate
+        return self.path(sim.output) if sim is not None else None
+
+    @property
+    def tuned(self) -> Path:
+        tune = self.steering.tune
+        return self.path(tune.output if tune is not None else "tuned.yaml")
+
+    @property
+    def thresholds(self) -> Path:
+        return self.path(THRESHOLDS)
+
+    @property
+    def traditional(self) -> Path:
+        trad = self.steering.traditional
+        return self.path(trad.output if trad is not None else "traditional.root")
+
+    @property
+    def predictions(self) -> Path:
+        ml = self.steering.ml
+        return self.path(ml.output if ml is not None else "predictions.root")
+
+    @property
+    def inferred(self) -> Path | None:
+        infer = self.steering.infer
+        return self.path(infer.output) if infer is not None else None
+
+    @property
+    def pid_tracks(self) -> Path | None:
+        pid = self.steering.pid
+        return self.path(pid.output) if pid is not None else None
+
+    def input_files(self) -> list[str]:
+        """The files the run read, in order: data.files, or its simulated sample."""
+        from ccframe.io.reader import expand_files
+
+        if self.simulated is not None and not self.steering.data.files:
+            return [str(self.simulated)]
+        return expand_files(self.steering.data.files)

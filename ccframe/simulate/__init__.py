@@ -1,0 +1,1 @@
+"""Waveform simulation: drift-cell physics, pulse synthesis and the `simulate` stage."""
