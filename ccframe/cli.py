@@ -89,8 +89,8 @@ def run(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool)
 @click.option("--print", "show", is_flag=True, help="Print the resolved steering file.")
 def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
     """Check a STEERING file without running anything."""
+    from ccframe.pipeline.stages import enabled
     from ccframe.steering.loader import dump_steering
-    from ccframe.steering.schema import stages
 
     config = _load(steering, overrides)
     if config.sweep is not None:  # the swept keys and values, as `ccframe sweep` checks them
@@ -102,7 +102,7 @@ def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
         click.echo(dump_steering(config), nl=False)
     click.echo(
         f"{steering}: valid (schema {config.schema_version}, name '{config.name}', "
-        f"stages: {', '.join(stages(config))}, output {config.output_dir})"
+        f"stages: {', '.join(s.name for s in enabled(config))}, output {config.output_dir})"
     )
 
 

@@ -13,7 +13,7 @@ import yaml
 from conftest import REPO, SAMPLES, TINY_ML, tiny_steering
 
 from ccframe.cli import main
-from ccframe.pipeline.run import stages
+from ccframe.pipeline.stages import enabled
 from ccframe.steering.loader import load_steering
 from ccframe.sweep.config import SweepConfig
 
@@ -57,7 +57,7 @@ GRID = {
 def test_run_ignores_the_sweep_section(tmp_path):
     config = load_steering(write_sweep(tmp_path, GRID))
     assert isinstance(config.sweep, SweepConfig)
-    assert stages(config) == ["simulate", "read", "ml"]
+    assert [s.name for s in enabled(config)] == ["simulate", "read", "ml"]
 
 
 @pytest.mark.parametrize(

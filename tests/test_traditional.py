@@ -113,7 +113,7 @@ def test_tuned_deriv_finds_most_primary_clusters(pions):
     # Measured on 1000 default pions (seed 3): tuned set n1=5, n2=0.5, n3=0, n4=0.5, c=0.3
     # (count bias -0.010, resolution 0.233 core / 0.331 RMS); clusters with a found electron
     # 0.764, electrons 0.676, purity 0.573.
-    assert m["primary_efficiency"] == pytest.approx(0.76, abs=0.04)
-    assert m["primary_efficiency"] > 0.5  # "most primary clusters"
+    assert m["cluster_efficiency"] == pytest.approx(0.76, abs=0.04)
+    assert m["cluster_efficiency"] > 0.5  # "most primary clusters"
     assert m["efficiency"] == pytest.approx(0.68, abs=0.04)
     assert m["purity"] == pytest.approx(0.57, abs=0.05)

@@ -5,7 +5,6 @@ accepted peaks per waveform and the predicted number of clusters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ from ccframe.io.reader import expand_files, iter_batches
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.config import CandidateConfig
 from ccframe.kernels.jagged import flat
+from ccframe.logs import Log
 from ccframe.ml.chain import accepted_counts
 from ccframe.steering.schema import Steering
-
-Log = Callable[[str], None]
 
 QUANTITIES = {
     "noise_rms_mv": "noise RMS [mV]",

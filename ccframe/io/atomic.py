@@ -8,6 +8,8 @@ keep a manifest of what ccframe wrote and to refuse to overwrite a file it did n
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import logging
 import os
@@ -110,6 +112,21 @@ def write_text(target: str | os.PathLike[str], text: str) -> None:
 
 def write_json(target: str | os.PathLike[str], data: Any) -> None:
     write_text(target, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def write_csv(
+    target: str | os.PathLike[str],
+    rows: list[dict[str, Any]],
+    columns: list[str] | None = None,
+) -> None:
+    """Rows (dicts) as a CSV table with a header; `columns` (default: the keys of every row,
+    in order of appearance) picks and orders the columns, missing values are empty."""
+    names = columns or list(dict.fromkeys(k for row in rows for k in row))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=names, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(target, out.getvalue())
 
 
 def _jsonable(obj: Any) -> Any:

@@ -136,17 +136,15 @@ def momentum_edges(momentum: np.ndarray, n_bins: int = 8) -> np.ndarray:
 
 
 def peak_finding_metrics(
-    n_peaks: int, n_matched: int, n_electrons: int, n_primaries: int, n_primaries_found: int
+    n_peaks: int, n_matched: int, n_electrons: int, n_clusters: int, n_clusters_found: int
 ) -> dict[str, float]:
-    """Efficiency (found electrons / true electrons) and purity (matched peaks / peaks).
-
-    `primary_efficiency` is n_primaries_found / n_primaries; the traditional stage passes the
-    true clusters and those with any found electron (primary or secondary), so it is the
-    fraction of clusters found, not of primary electrons."""
+    """Efficiency (found electrons / true electrons), purity (matched peaks / peaks) and
+    `cluster_efficiency`: true clusters with at least one found electron (primary or
+    secondary) / true clusters, the same quantity as the ML chain's."""
     return {
         "peaks": n_peaks,
         "electrons": n_electrons,
         "efficiency": n_matched / n_electrons if n_electrons else float("nan"),
-        "primary_efficiency": n_primaries_found / n_primaries if n_primaries else float("nan"),
+        "cluster_efficiency": n_clusters_found / n_clusters if n_clusters else float("nan"),
         "purity": n_matched / n_peaks if n_peaks else float("nan"),
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,9 @@ from ccframe.errors import InputError, OutputError
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
+from ccframe.logs import Log
 from ccframe.ml.chain import Chain, accepted_counts, candidate_record
 from ccframe.reco.traditional import truth_branches
-
-Log = Callable[[str], None]
 
 
 def chunks(chain: Chain, batches: Iterator[Any], files: list[str]) -> Iterator[dict[str, Any]]:

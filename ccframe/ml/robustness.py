@@ -4,9 +4,7 @@ against the truth at each smearing value."""
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,12 +13,13 @@ import awkward as ak
 import numpy as np
 
 from ccframe.errors import InputError
-from ccframe.io.atomic import write_json, write_text
+from ccframe.io.atomic import write_csv, write_json
 from ccframe.io.reader import WaveformBatch, iter_batches
 from ccframe.kernels.baseline import baseline_rms
 from ccframe.kernels.config import MatchConfig
 from ccframe.kernels.jagged import to_jagged
 from ccframe.kernels.matching import expected_samples, match_peaks
+from ccframe.logs import Log
 from ccframe.metrics.counting import count_metrics, fmt, json_ready
 from ccframe.ml import evaluate
 from ccframe.ml.chain import Chain
@@ -30,7 +29,6 @@ from ccframe.reco.stage import load_thresholds
 from ccframe.reco.traditional import config_with_thresholds, reconstruct
 from ccframe.runfolder.artifacts import ROBUSTNESS, ROBUSTNESS_TABLE, Artifacts
 
-Log = Callable[[str], None]
 TEST = 2
 
 
@@ -181,18 +179,18 @@ def robustness(
             )
     rows = json_ready(rows)
     write_json(artifacts.path(ROBUSTNESS), rows)
-    write_text(artifacts.path(ROBUSTNESS_TABLE), _csv(rows))
+    write_csv(artifacts.path(ROBUSTNESS_TABLE), _table(rows))
     return rows
 
 
-def _csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
+def _table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """robustness.csv's rows: one per smearing value, the ML and traditional count metrics
+    flattened (ml_relative_bias, ...)."""
     names = ["smearing", "value", "waveforms", "auc"]
     names += ["peak_efficiency", "peak_purity", "cluster_efficiency"]
     extra = ["relative_bias", "relative_resolution_core", "relative_resolution_rms"]
-    writer = csv.writer(out)
-    writer.writerow(names + [f"{m}_{e}" for m in ("ml", "traditional") for e in extra])
-    for r in rows:
-        writer.writerow([r[n] for n in names] + [r[m].get(e) for m in ("ml", "traditional")
-                                                 for e in extra])  # fmt: skip
-    return out.getvalue()
+    return [
+        {n: r[n] for n in names}
+        | {f"{m}_{e}": r[m].get(e) for m in ("ml", "traditional") for e in extra}
+        for r in rows
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
+from ccframe.logs import Log
 from ccframe.metrics.counting import count_summary, fmt, json_ready
 from ccframe.ml import evaluate
 from ccframe.ml.chain import (
@@ -41,7 +42,6 @@ from ccframe.ml.train import expected_initial_loss, fit
 from ccframe.reco.config import TraditionalConfig
 from ccframe.resources import require_memory
 
-Log = Callable[[str], None]
 WRITE_CHUNK = 10_000
 
 

@@ -5,11 +5,8 @@ loss with the best weights restored."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from ccframe.errors import CcframeError
-from ccframe.io.atomic import write_text
+from ccframe.io.atomic import write_csv
+from ccframe.logs import EVERY_S, Log
 from ccframe.ml.config import TrainingConfig
 from ccframe.ml.models import optimizer
 from ccframe.ml.runtime import keras
 
-Log = Callable[[str], None]
 INITIAL_LOSS_SAMPLES = 20_000
 
 
@@ -55,17 +52,35 @@ class FitResult:
 
 class EpochLog(keras.callbacks.Callback):
     """Adds F1 and efficiency x purity (from precision and recall) to the epoch logs, keeps
-    every epoch's row, prints one line per epoch and stops on a non-finite loss."""
+    every epoch's row, prints one line per epoch (and a progress line every `every_s` seconds
+    inside a long epoch) and stops on a non-finite loss."""
 
-    def __init__(self, name: str, log: Log) -> None:
+    def __init__(self, name: str, log: Log, epochs: int, every_s: float = EVERY_S) -> None:
         super().__init__()
-        self.name, self.log = name, log
+        self.name, self.log, self.epochs, self.every_s = name, log, epochs, every_s
         self.rows: list[dict[str, float]] = []
         self.nan_epoch: int | None = None
-        self._t0 = 0.0
+        self._t0 = self._last = 0.0
+        self._batches: int | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._batches = self.params.get("steps") if self.params else None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._t0 = time.perf_counter()
+        self._t0 = self._last = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        now = time.perf_counter()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        of = f"/{self._batches}" if self._batches else ""
+        loss = (logs or {}).get("loss")
+        shown = f", loss {float(loss):.4f}" if loss is not None else ""
+        self.log(
+            f"  {self.name} epoch {len(self.rows) + 1}/{self.epochs}: batch {batch + 1}{of}"
+            f"{shown} ({now - self._t0:.0f} s)"
+        )
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs if logs is not None else {}
@@ -80,7 +95,7 @@ class EpochLog(keras.callbacks.Callback):
         self.rows.append(row)
         shown = [k for k in ("loss", "val_loss", "val_auc", "val_f1") if k in logs]
         self.log(
-            f"  {self.name} epoch {epoch + 1:3d}: "
+            f"  {self.name} epoch {epoch + 1:3d}/{self.epochs}: "
             + "  ".join(f"{k} {logs[k]:.4f}" for k in shown)
             + f"  ({row['epoch_s']:.1f} s)"
         )
@@ -135,7 +150,7 @@ def fit(
         f"{len(validation[0]):,} validation samples; initial loss {initial:.4f} "
         f"(expected {expected_loss:.4f})"
     )
-    epoch_log = EpochLog(name, log)
+    epoch_log = EpochLog(name, log, cfg.epochs)
     stopper = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=cfg.patience, restore_best_weights=True
     )
@@ -160,13 +175,21 @@ def fit(
         )
     val_loss = [row["val_loss"] for row in epoch_log.rows]
     best = int(np.argmin(val_loss)) + 1
+    log(stopping_message(name, len(val_loss), best, val_loss[best - 1], cfg))
     return FitResult(epoch_log.rows, best, float(initial), expected_loss, wall, len(val_loss))
 
 
+def stopping_message(name: str, ran: int, best: int, best_loss: float, cfg: TrainingConfig) -> str:
+    """Why training stopped and which epoch's weights the model keeps."""
+    if ran < cfg.epochs:
+        why = (
+            f"stopped early after epoch {ran} of {cfg.epochs} (no lower validation loss for "
+            f"{cfg.patience} epochs)"
+        )
+    else:
+        why = f"ran all {cfg.epochs} epochs"
+    return f"  {name}: {why}; restored the weights of epoch {best} (val_loss {best_loss:.4f})"
+
+
 def write_history(path: Path, rows: list[dict[str, float]]) -> None:
-    out = io.StringIO()
-    names = list(dict.fromkeys(k for row in rows for k in row))
-    writer = csv.DictWriter(out, fieldnames=names)
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, out.getvalue())
+    write_csv(path, rows)

@@ -3,19 +3,18 @@ method, sum per track, and measure the separation power versus momentum."""
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ccframe.io.atomic import write_json, write_text
+from ccframe.io.atomic import write_csv, write_json
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
+from ccframe.logs import Log
 from ccframe.pid.config import PidConfig
 from ccframe.pid.separation import bootstrap_separation, poisson_separation, truncated_per_cm
 from ccframe.reco.config import TraditionalConfig
@@ -24,8 +23,6 @@ from ccframe.simulate import physics
 from ccframe.simulate.config import SimulateConfig
 from ccframe.simulate.generator import Simulator
 from ccframe.steering.schema import Steering
-
-Log = Callable[[str], None]
 
 
 def points(cfg: PidConfig) -> list[tuple[str, float]]:
@@ -165,17 +162,9 @@ def run_pid(
     rows = separations(tracks, cfg, methods, sim, steering.seed)
     write_tree(run_dir / "pid.root", "tracks", [tracks])
     write_json(run_dir / "pid.json", rows)
-    write_text(run_dir / "pid.csv", _csv(rows))
+    write_csv(run_dir / "pid.csv", rows)
     log(format_pid(rows, methods))
     return rows
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 def format_pid(rows: list[dict[str, Any]], methods: list[str]) -> str:

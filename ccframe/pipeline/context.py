@@ -4,18 +4,16 @@ thresholds, the resolved traditional settings, the trained chain, summary and me
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ccframe.io.atomic import write_json
 from ccframe.io.config import DataConfig
+from ccframe.logs import Log
 from ccframe.reco.config import TraditionalConfig
 from ccframe.runfolder.artifacts import METRICS, SUMMARY, Artifacts
 from ccframe.steering.schema import Steering
-
-Log = Callable[[str], None]
 
 
 @dataclass

@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ccframe.io.describe import Description, format_description
-from ccframe.io.reader import WaveformBatch
 from ccframe.pipeline.context import RunContext
 from ccframe.steering.schema import Steering
+
+if TYPE_CHECKING:  # the stage list is imported by `ccframe validate`: no uproot, no numba
+    from ccframe.io.reader import WaveformBatch
 
 
 class Consumer(Protocol):
@@ -68,8 +69,13 @@ def tune(ctx: RunContext) -> None:
 # --- the shared pass: read, traditional, ml dataset ---------------------------------------
 
 
-class _Describe(Description):
+class _Describe:
     """`Description` as a consumer of the shared pass."""
+
+    def __init__(self) -> None:
+        from ccframe.io.describe import Description
+
+        self.description = Description()
 
     def __enter__(self) -> _Describe:
         return self
@@ -78,7 +84,7 @@ class _Describe(Description):
         return None
 
     def add(self, batch: WaveformBatch, shared: dict[str, Any] | None = None) -> None:
-        super().add(batch)
+        self.description.add(batch)
 
 
 def read_consumer(ctx: RunContext) -> Consumer:
@@ -88,7 +94,9 @@ def read_consumer(ctx: RunContext) -> Consumer:
 
 
 def read_summary(ctx: RunContext) -> None:
-    summary = ctx.products["read"].result()
+    from ccframe.io.describe import format_description
+
+    summary = ctx.products["read"].description.result()
     summary["read_s"] = round(time.perf_counter() - ctx.products["read_started"], 3)
     ctx.summary["read"] = summary
     ctx.log("read:\n" + format_description(summary))

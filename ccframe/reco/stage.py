@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from ccframe.errors import SteeringError
-from ccframe.io.atomic import write_text
+from ccframe.io.atomic import write_csv, write_text
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import WaveformBatch, iter_batches
 from ccframe.io.rootwrite import TreeWriter
+from ccframe.logs import Log
 from ccframe.metrics.counting import count_summary, json_ready
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.reco.traditional import (
@@ -27,8 +25,6 @@ from ccframe.reco.traditional import (
 )
 from ccframe.reco.tune import tune
 
-Log = Callable[[str], None]
-
 
 def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log) -> dict:
     """Scan the grid on the first `cfg.max_events` waveforms; write tuned.yaml and tune.csv."""
@@ -36,11 +32,7 @@ def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path,
     batches = list(iter_batches(limited, files))
     tuned, table = tune(batches, cfg)
     write_text(run_dir / cfg.output, yaml.safe_dump(tuned, sort_keys=False))
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(table[0]))
-    writer.writeheader()
-    writer.writerows(table)
-    write_text(run_dir / "tune.csv", out.getvalue())
+    write_csv(run_dir / "tune.csv", table)
     cal = tuned["calibration"]
     log(
         f"tune: {cal['grid_points']} points on {cal['waveforms']} waveforms -> "
@@ -163,7 +155,7 @@ def format_metrics(m: dict[str, Any]) -> str:
     if pf:
         lines.append(
             f"  peak finding     efficiency {pf['efficiency']:.3f} (electrons), "
-            f"{pf['primary_efficiency']:.3f} (clusters with a found electron), "
+            f"{pf['cluster_efficiency']:.3f} (clusters with a found electron), "
             f"purity {pf['purity']:.3f}"
         )
     c = m.get("count")

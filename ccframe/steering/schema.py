@@ -58,14 +58,3 @@ class Steering(Section):
     def output_dir(self) -> str:
         return self.output.replace("{name}", self.name)
 
-
-def stages(steering: Steering) -> list[str]:
-    """Names of the stages `ccframe run` runs for this steering file, in order."""
-    names = ["simulate"] if steering.simulate is not None else []
-    names.append("read")
-    names += [
-        n
-        for n in ("tune", "traditional", "ml", "infer", "robustness", "pid", "plots")
-        if getattr(steering, n) is not None
-    ]
-    return names

@@ -3,8 +3,6 @@ terminal table) and a copy of the best trial's folder in RUN/best."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -14,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ccframe.errors import SweepError
-from ccframe.io.atomic import write_text
+from ccframe.io.atomic import write_csv
 from ccframe.sweep.config import SweepConfig
 from ccframe.sweep.trials import Trial, load_trials
 
@@ -171,11 +169,7 @@ def collect(run_dir: Path, log: Any = print) -> dict[str, Any] | None:
     params = list(dict.fromkeys(k for t in trials.values() for k in t.params))
     columns = ["rank", "trial", *params, sweep.metric, *sweep.tie_breakers]
     columns += ["status", "wall_s", "cores", "peak_mb", "reason"]
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(run_dir / "leaderboard.csv", out.getvalue())
+    write_csv(run_dir / "leaderboard.csv", rows, columns)
     tails = [p.rsplit(".", 1)[-1] for p in params]
     short = {
         c: c.rsplit(".", 1)[-1] if tails.count(c.rsplit(".", 1)[-1]) == 1 else c for c in params

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ccframe.io.atomic import write_json
+from ccframe.logs import Log
 from ccframe.sweep.config import SweepConfig
 from ccframe.sweep.trials import Trial
 
@@ -32,8 +33,6 @@ THREAD_VARS = (
 PR_SET_PDEATHSIG = 1
 GRACE_S = 10.0
 """Seconds a stopped trial has to record its failure before it is killed."""
-
-Log = Callable[[str], None]
 
 
 def default_parallel(sweep: SweepConfig, threads: int | None = None) -> int:

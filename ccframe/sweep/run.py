@@ -10,14 +10,13 @@ from typing import Any
 
 from ccframe.errors import SweepError
 from ccframe.io.atomic import write_text
+from ccframe.logs import Log
 from ccframe.runfolder.rundir import FolderLock
 from ccframe.steering.loader import dump_steering, load_steering
 from ccframe.steering.schema import Steering
 from ccframe.sweep import trials as tr
 from ccframe.sweep.collect import SWEEP_FILE, collect
 from ccframe.sweep.config import SweepConfig
-
-Log = Callable[[str], None]
 
 
 def prepare(steering: Steering) -> tuple[Path, SweepConfig, dict[str, Any]]:
