@@ -323,10 +323,10 @@ def test_second_run_reuses_the_cached_dataset_and_repeats_exactly(trained, tmp_p
     raw["ml"]["dataset"]["cache_dir"] = str(tmp_path / "cache")
     path.write_text(yaml.safe_dump(raw))
     assert run_cli("run", str(path)) == 0
-    assert "dataset from cache" not in capsys.readouterr().err
+    assert "dataset from cache" not in capsys.readouterr().out
     first = uproot.open(tmp_path / "again" / "predictions.root")["predictions"].arrays()
     assert run_cli("run", str(path), "--force") == 0
-    assert "dataset from cache" in capsys.readouterr().err
+    assert "dataset from cache" in capsys.readouterr().out
     second = uproot.open(tmp_path / "again" / "predictions.root")["predictions"].arrays()
     # same seed, same data, CPU: the same models to the last bit
     assert np.array_equal(first["n_clusters_ml"].to_numpy(), second["n_clusters_ml"].to_numpy())

@@ -4,6 +4,7 @@ write the models, histories, metrics and predictions.root into the run folder.""
 
 from __future__ import annotations
 
+import logging
 import time
 import zipfile
 from collections.abc import Iterator
@@ -74,7 +75,9 @@ def cached_dataset(cache: Path | None, log: Log) -> Dataset | None:
     try:
         dataset = Dataset.load(cache)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        log(f"ml: ignoring unreadable cache {cache} ({exc}); rebuilding it")
+        logging.getLogger("ccframe").warning(
+            "ml: ignoring unreadable cache %s (%s); rebuilding it", cache, exc
+        )
         return None
     log(f"ml: dataset from cache {cache}")
     return dataset
