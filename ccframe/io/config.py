@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator
 
-from ccframe.steering.base import Section
+from ccframe.settings import Section
 
 # Logical truth names and the branch that holds each in a ccframe-simulated file.
 TRUTH_EVENT = (

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from ccframe.steering.base import Section
+from ccframe.settings import Section
 
 
 class _KernelSection(Section):

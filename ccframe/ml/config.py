@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, PositiveInt, model_validator
 
 from ccframe.kernels.config import CandidateConfig, MatchConfig, TimeListConfig, WindowConfig
-from ccframe.steering.base import RunFile, Section
+from ccframe.settings import RunFile, Section
 
 MAX_UNITS = 8192
 """Largest LSTM, Dense or Conv1D width (a memory check against the machine comes on top)."""

@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, model_validator
 
+from ccframe.settings import RunFile, Section
 from ccframe.simulate.config import Particle
-from ccframe.steering.base import RunFile, Section
 
 
 class PidConfig(Section):

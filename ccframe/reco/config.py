@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, PositiveInt, field_validator, model_validator
 
 from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig, MatchConfig
-from ccframe.steering.base import RunFile, Section
+from ccframe.settings import RunFile, Section
 
 Algorithm = Literal["deriv", "d2"]
 MAX_GRID = 100_000

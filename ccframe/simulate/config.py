@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
+from ccframe.settings import RunFile, Section
 from ccframe.simulate.physics import MASS_GEV, MIN_BETA_GAMMA
-from ccframe.steering.base import RunFile, Section
 
 MAX_SAMPLES = 10_000_000
 """Samples per waveform the simulator makes (1 ms at 10 GS/s)."""

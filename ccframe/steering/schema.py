@@ -11,8 +11,8 @@ from ccframe.ml.config import InferConfig, MLConfig, RobustnessConfig
 from ccframe.pid.config import PidConfig
 from ccframe.plots.config import PlotsConfig
 from ccframe.reco.config import TraditionalConfig, TuneConfig
+from ccframe.settings import Section
 from ccframe.simulate.config import SimulateConfig
-from ccframe.steering.base import Section
 from ccframe.sweep.config import SweepConfig
 
 SCHEMA_VERSION = 1

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, PositiveInt, model_validator
 
-from ccframe.steering.base import Section
+from ccframe.settings import Section
 
 
 class _SweepSection(Section):

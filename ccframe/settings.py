@@ -1,4 +1,6 @@
-"""The base class of every steering section: strict, typed, documented."""
+"""The base of every steering section (strict, typed, documented), in a module of its own:
+the sections live next to the code they configure and `ccframe.steering` gathers them, so
+neither imports the other."""
 
 from __future__ import annotations
 
