@@ -158,7 +158,7 @@ def simulate(
     seed = config.seed if seed is None else seed
     check_budget(sim, output, n_key="--n-waveforms" if n_waveforms else None)
     _progress(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)}, seed {seed}")
-    info = simulate_to_root(sim, seed, output, first_event=first_event, force=force)
+    info = simulate_to_root(sim, seed, output, first_event=first_event, force=force, log=_progress)
     _progress(
         f"wrote {info['entries']} waveforms to {output}:{sim.tree} in {info['wall_s']:.1f} s "
         f"({info['waveforms_per_s']:.0f} waveforms/s)"

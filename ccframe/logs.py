@@ -4,7 +4,8 @@ long loops."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 Log = Callable[[str], None]
 """Takes one progress message (the CLI prints it on stdout; tests collect it)."""
@@ -38,3 +39,13 @@ class Progress:
         rate = self.done / (now - self._start) if now > self._start else 0.0
         share = f" of {self.total} ({self.done / self.total:.0%})" if self.total else ""
         self.log(f"{self.what}: {self.done} {self.unit}{share} ({rate:,.0f}/s)")
+
+
+Chunk = TypeVar("Chunk", bound=Mapping[str, Any])
+
+
+def with_progress(chunks: Iterable[Chunk], progress: Progress) -> Iterator[Chunk]:
+    """Pass chunks (dicts of equal-length branch arrays) through, counting their entries."""
+    for chunk in chunks:
+        progress.update(len(next(iter(chunk.values()))))
+        yield chunk

@@ -13,7 +13,7 @@ from ccframe.errors import InputError, OutputError
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
-from ccframe.logs import Log
+from ccframe.logs import Log, Progress, with_progress
 from ccframe.ml.chain import Chain, accepted_counts, candidate_record
 from ccframe.reco.traditional import truth_branches
 
@@ -52,7 +52,9 @@ def infer(
         raise InputError(f"{run_dir}: no such run folder")
     chain = Chain.load(run_dir, batch, data=data, files=files)
     t0 = time.perf_counter()
-    n = write_tree(output, "predictions", chunks(chain, iter_batches(data, files), files))
+    progress = Progress("infer", log)
+    out = chunks(chain, iter_batches(data, files), files)
+    n = write_tree(output, "predictions", with_progress(out, progress))
     wall = time.perf_counter() - t0
     log(
         f"infer: {n} waveforms from {len(files)} file(s) -> {output}:predictions in {wall:.1f} s "

@@ -24,12 +24,11 @@ from ccframe.metrics.counting import count_metrics, fmt, json_ready
 from ccframe.ml import evaluate
 from ccframe.ml.chain import Chain
 from ccframe.ml.config import RobustnessConfig
+from ccframe.ml.dataset import TEST
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import load_thresholds
 from ccframe.reco.traditional import config_with_thresholds, reconstruct
 from ccframe.runfolder.artifacts import ROBUSTNESS, ROBUSTNESS_TABLE, Artifacts
-
-TEST = 2
 
 
 def smear(

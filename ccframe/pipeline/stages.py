@@ -51,7 +51,7 @@ def simulate(ctx: RunContext) -> None:
     target = ctx.artifacts.simulated
     assert target is not None
     ctx.log(f"simulate: {sim.n_waveforms} waveforms of {', '.join(sim.particles)} -> {target}")
-    info = simulate_to_root(sim, ctx.seed, target)
+    info = simulate_to_root(sim, ctx.seed, target, log=ctx.log)
     ctx.summary["simulate"] = info
     ctx.log(f"simulate: done in {info['wall_s']:.1f} s ({info['waveforms_per_s']:.0f} waveforms/s)")
     if not ctx.steering.data.files:

@@ -9,6 +9,7 @@ from typing import Any
 from ccframe.errors import OutputError
 from ccframe.io.prefetch import prefetch
 from ccframe.io.rootwrite import write_tree
+from ccframe.logs import Log, Progress, with_progress
 from ccframe.simulate.config import SimulateConfig
 from ccframe.simulate.generator import Simulator
 
@@ -19,10 +20,12 @@ def simulate_to_root(
     path: str | Path,
     first_event: int = 0,
     force: bool = False,
+    log: Log | None = None,
 ) -> dict[str, Any]:
     """Write `config.n_waveforms` events starting at id `first_event` to `path`.
 
     Never overwrites an existing file unless `force`; the file appears only when complete.
+    With `log`, a progress line every few seconds.
     """
     path = Path(path)
     if path.exists() and not force:
@@ -33,6 +36,8 @@ def simulate_to_root(
         b.tree_arrays()
         for b in sim.iter_chunks(config.n_waveforms, config.chunk_size, start=first_event)
     )
+    if log is not None:
+        chunks = with_progress(chunks, Progress("simulate", log, total=config.n_waveforms))
     n = write_tree(path, config.tree, chunks, config.compression)
     wall = time.perf_counter() - t0
     return {
