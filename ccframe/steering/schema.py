@@ -57,4 +57,3 @@ class Steering(Section):
     @property
     def output_dir(self) -> str:
         return self.output.replace("{name}", self.name)
-
