@@ -25,7 +25,7 @@ RENAMED = {
         "gain_factors": [1.0],
         "jitter_ns": [0.0],
         "max_events": 50,
-    },  # fmt: skip
+    },
     "plots": {"formats": ["png"], "event_displays": 1},
 }
 
@@ -102,7 +102,7 @@ def test_thresholds_of_another_run_are_copied_into_the_run_folder(capsys, tmp_pa
                 "algorithm": "deriv",
                 "deriv": {"n1": 5.0, "n2": 0.5, "n3": 0.0, "n4": 0.5},
                 "clusterize": {"c_sqrt_ns": 0.25},
-            }  # fmt: skip
+            }
         )
     )
     path = steering(tmp_path, traditional={"thresholds": "given.yaml"})
