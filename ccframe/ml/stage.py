@@ -15,7 +15,6 @@ import numpy as np
 
 from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
-from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
 from ccframe.logs import Log
 from ccframe.metrics.counting import count_summary, fmt, json_ready
@@ -102,28 +101,6 @@ def built_dataset(builder: DatasetBuilder, cache: Path | None, seconds: float, l
     return dataset
 
 
-def load_dataset(
-    cfg: MLConfig,
-    data: DataConfig,
-    files: list[str],
-    run_dir: Path,
-    traditional: TraditionalConfig,
-    seed: int,
-    log: Log,
-) -> Dataset:
-    """The dataset from the cache when its key matches, else built by its own read (and
-    cached)."""
-    cache = dataset_cache(cfg, data, files, run_dir, traditional, seed)
-    dataset = cached_dataset(cache, log)
-    if dataset is not None:
-        return dataset
-    t0 = time.perf_counter()
-    builder = dataset_builder(cfg, data, traditional, seed)
-    for batch in iter_batches(ml_data(cfg, data), files):
-        builder.add(batch)
-    return built_dataset(builder, cache, time.perf_counter() - t0, log)
-
-
 def training_samples(
     y: np.ndarray, balance: str, seed: int
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -205,20 +182,6 @@ def train_counter(
     )
     info = result.summary() | {"parameters": model.count_params(), "count_scale": scale}
     return model, info
-
-
-def run_ml(
-    cfg: MLConfig,
-    data: DataConfig,
-    files: list[str],
-    run_dir: Path,
-    traditional: TraditionalConfig,
-    seed: int,
-    log: Log,
-) -> dict[str, Any]:
-    """Build (or load) the dataset, then `train_chain`; return the metrics."""
-    ds = load_dataset(cfg, data, files, run_dir, traditional, seed, log)
-    return train_chain(cfg, ds, data, run_dir, traditional, seed, log)[0]
 
 
 def train_chain(

@@ -127,19 +127,6 @@ class TraditionalPass:
         return dict(json_ready(metrics))
 
 
-def run_traditional(
-    cfg: TraditionalConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log
-) -> dict[str, Any]:
-    """Reconstruct every waveform with resolved settings (`resolve_traditional`), write
-    traditional.root, return the metrics."""
-    with TraditionalPass(cfg, run_dir / cfg.output) as scan:
-        for batch in iter_batches(data, files):
-            scan.add(batch, {})
-    metrics = scan.metrics()
-    log(traditional_summary(metrics, scan.target))
-    return metrics
-
-
 def traditional_summary(metrics: dict[str, Any], target: Path) -> str:
     """The traditional stage's lines for the log."""
     head = (
