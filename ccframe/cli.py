@@ -292,7 +292,7 @@ def plot(run_dir: str, formats: tuple[str, ...], events: int) -> None:
     """Make every plot a run's outputs allow (RUN_DIR/plots) and RUN_DIR/report.html."""
     from pathlib import Path
 
-    from ccframe.plots.report import make_plots
+    from ccframe.plots.plotter import make_plots
 
     make_plots(Path(run_dir), tuple(dict.fromkeys(["png", *formats])), events, _progress)
 

@@ -188,7 +188,7 @@ def pid(ctx: RunContext) -> None:
 
 
 def plots(ctx: RunContext) -> None:
-    from ccframe.plots.report import make_plots
+    from ccframe.plots.plotter import make_plots
 
     cfg = ctx.steering.plots
     assert cfg is not None

@@ -1,17 +1,21 @@
-"""`ccframe plot RUN_DIR` and the `plots` stage: every plot a run's outputs allow, as PNG and
-PDF in RUN_DIR/plots, and one self-contained report.html (plots embedded as data URIs)."""
+"""report.html: one self-contained page per run (plots embedded as data URIs).
+
+It opens with a headline: what was run on what, the count resolution and bias of the ML
+chain and of the traditional algorithm and the classifier's AUC and F1, each with its
+statistical uncertainty (a seeded bootstrap of the evaluated waveforms,
+`ccframe.metrics.uncertainty`), the wall time and the final status. Every table shows labels,
+not metric keys (`ccframe.plots.text.LABELS`), and numbers rounded to their uncertainty or to
+3 significant digits."""
 
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
@@ -19,302 +23,364 @@ import uproot
 
 from ccframe.errors import InputError
 from ccframe.io.atomic import write_text
-from ccframe.io.reader import iter_batches
+from ccframe.metrics.counting import available
+from ccframe.metrics.uncertainty import (
+    BOOTSTRAP,
+    COUNT_QUANTITIES,
+    Measurement,
+    bootstrap_classifier,
+    bootstrap_counts,
+)
+from ccframe.ml.dataset import TEST
 from ccframe.plots import figures
-from ccframe.plots.style import axes, save, use_style
+from ccframe.plots.text import (
+    ALGORITHMS,
+    PARTICLES,
+    _h,
+    count_name,
+    duration,
+    label,
+    measured_text,
+    sig,
+)
 from ccframe.runfolder.artifacts import (
     METRICS,
     PID,
-    PLOTS,
     REPORT,
-    ROBUSTNESS,
-    STATUS,
     STEERING,
+    SUMMARY,
     Artifacts,
 )
-from ccframe.runfolder.artifacts import (
-    history as history_file,
-)
 
-Log = Callable[[str], None]
-TEST = 2
+if TYPE_CHECKING:
+    from ccframe.plots.plotter import Plot
+
+
+def traditional_algorithm(metrics: dict[str, Any], artifacts: Artifacts | None) -> str | None:
+    """The traditional algorithm the run used (deriv or d2): the metrics', else the steering's."""
+    for section in (metrics.get("traditional"), (metrics.get("ml") or {}).get("traditional")):
+        if isinstance(section, dict) and section.get("algorithm"):
+            return str(section["algorithm"])
+    trad = artifacts.steering.traditional if artifacts is not None else None
+    return trad.algorithm if trad is not None else None
+
+
+# --- what the report quotes ------------------------------------------------------------
 
 
 @dataclass
-class Plot:
-    name: str
-    caption: str
-    files: list[Path]
+class Evaluation:
+    """The numbers the headline and the tables quote, with their errors, and on what."""
+
+    sample: str = ""
+    """'the test split: 225 waveforms (15 % of 1,500), 6,287 peak candidates'."""
+    counts: dict[str, dict[str, Measurement]] = field(default_factory=dict)
+    """Per count (ml, traditional; and 'gain'): relative_bias and the resolutions."""
+    classifier: dict[str, Measurement] = field(default_factory=dict)
+    """auc, f1."""
+    method: str = ""
+    """How the errors were obtained (or why there are none)."""
 
 
-def read_history(path: Path) -> dict[str, np.ndarray]:
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else {})}
-
-
-def _figure(draw: Callable[[Any], Any], figsize: tuple[float, float] = (8.0, 6.5)) -> Any:
-    ax = axes(None, figsize)
-    draw(ax)
-    return ax.figure
-
-
-class Plotter:
-    """Collects the plots of one run folder."""
-
-    def __init__(self, artifacts: Artifacts, formats: tuple[str, ...], log: Log) -> None:
-        self.artifacts, self.formats, self.log = artifacts, formats, log
-        self.run_dir = artifacts.run_dir
-        self.folder = artifacts.path(PLOTS)
-        self.plots: list[Plot] = []
-
-    def add(self, name: str, caption: str, draw: Callable[[Any], Any], **kw: Any) -> None:
-        fig = _figure(draw, **kw)
-        self.plots.append(Plot(name, caption, save(fig, self.folder, name, self.formats)))
-
-    def training(self) -> None:
-        for model in ("classifier", "counter"):
-            path = self.artifacts.path(history_file(model))
-            if not path.is_file():
-                continue
-            history = read_history(path)
-            metrics = [k for k in figures.HISTORY_LABELS if k in history]
-            for metric in metrics:
-                self.add(
-                    f"history_{model}_{metric}",
-                    f"{model}: {figures.HISTORY_LABELS[metric]} per epoch (train, validation)",
-                    partial(figures.history_plot, history, metric),
-                )
-
-    def classifier(self, pred: ak.Array, metrics: dict[str, Any]) -> None:
-        test = ak.to_numpy(pred["split"]) == TEST
-        scores = ak.to_numpy(ak.flatten(pred["candidate_score"][test]))
-        signal = ak.to_numpy(ak.flatten(pred["candidate_label"][test])) > 0
-        info = metrics["classifier"]["test"]
-        thr = float(info["threshold"])
-        self.add(
-            "roc",
-            "ROC curve of the LSTM peak classifier (test split)",
-            lambda ax: figures.roc_plot(scores, signal, ax),
-        )
-        self.add(
-            "precision_recall",
-            "purity versus efficiency, chosen threshold marked",
-            lambda ax: figures.precision_recall_plot(scores, signal, thr, ax),
-        )
-        self.add(
-            "scores",
-            "LSTM score for true signal and noise candidates",
-            lambda ax: figures.score_plot(scores, signal, thr, ax),
-        )
-        self.add(
-            "confusion",
-            "confusion matrix at the chosen threshold",
-            lambda ax: figures.confusion_plot(info["confusion_matrix"], ax),
-            figsize=(7.0, 6.5),
-        )
-
-    def counts(self, n_true: np.ndarray, counts: dict[str, np.ndarray], vs: dict) -> None:
-        for name, pred in counts.items():
-            self.add(
-                f"counts_2d_{name}",
-                f"{name} versus true number of clusters (test split)",
-                partial(figures.count_2d_plot, n_true, pred, name),
-                figsize=(8.5, 7.0),
-            )
-        self.add(
-            "residuals",
-            "relative count residual with its Gaussian core",
-            lambda ax: figures.residual_plot(n_true, counts, ax),
-        )
-        if any(vs.values()):
-            for quantity in (
-                "relative_resolution_core",
-                "relative_resolution_rms",
-                "relative_bias",
-            ):
-                self.add(
-                    f"vs_momentum_{quantity}",
-                    f"{quantity.replace('_', ' ')} versus momentum",
-                    partial(figures.versus_momentum_plot, vs, quantity),
-                )
-
-    def robustness(self, rows: list[dict[str, Any]]) -> None:
-        for kind in dict.fromkeys(r["smearing"] for r in rows):
-            for quantity in ("relative_resolution_core", "relative_bias"):
-                self.add(
-                    f"robustness_{kind}_{quantity}",
-                    f"{quantity.replace('_', ' ')} versus {kind} smearing (ML, traditional)",
-                    partial(figures.robustness_plot, rows, kind, quantity),
-                )
-
-    def event(self, pred: ak.Array, row: int) -> None:
-        data = self.artifacts.steering.input_data
-        files = self.artifacts.input_files()
-        file = files[int(pred["file_index"][row])]
-        entry = int(pred["entry"][row])
-        limited = data.model_copy(update={"max_events": entry + 1})
-        batch = None
-        for batch in iter_batches(limited, [file]):
-            if batch.entry[-1] >= entry:
-                break
-        if batch is None or entry not in batch.entry:
-            return
-        i = int(np.flatnonzero(batch.entry == entry)[0])
-        wave = batch.waveforms[i] - batch.baseline[i]
-        electrons = primary = None
-        if batch.truth is not None and "electron_time_ns" in batch.truth.fields:
-            electrons = ak.to_numpy(batch.truth.electron_time_ns[i] + batch.truth.pretrigger_ns[i])
-            primary = ak.to_numpy(batch.truth.electron_primary[i])
-        trad = None
-        trad_file = self.artifacts.traditional
-        if trad_file.is_file():
-            tree = uproot.open(trad_file)["traditional"]
-            got = tree.arrays(["entry", "peak_sample"], entry_start=row, entry_stop=row + 1)
-            if len(got) and int(got["entry"][0]) == entry:
-                trad = ak.to_numpy(got["peak_sample"][0])
-        cands = ak.to_numpy(pred["candidate_sample"][row])
-        accepted = ak.to_numpy(pred["candidate_accepted"][row])
-        title = f"entry {entry}"
-        if "n_clusters_true" in pred.fields:
-            title += (
-                f": {int(pred['n_clusters_true'][row])} true clusters, "
-                f"ML {float(pred['n_clusters_ml'][row]):.1f}"
-            )
-        self.add(
-            f"event_{entry}",
-            f"event display of entry {entry} of {Path(file).name}",
-            lambda ax: figures.event_display(
-                wave, batch.sampling_ghz, cands, accepted, electrons, primary, trad, title, ax
-            ),
-            figsize=(14.0, 6.0),
-        )
-
-
-def make_plots(
-    run_dir: Path,
-    formats: tuple[str, ...] = ("png", "pdf"),
-    events: int = 2,
-    log: Log = print,
-    report: bool = True,
-) -> list[Plot]:
-    """Every plot the run folder's outputs allow; returns them (also written to plots/).
-    With `report`, also report.html (the pipeline writes it itself, after the last stage)."""
-    artifacts = Artifacts.of_run(run_dir)
-    use_style()
-    metrics = _read_metrics(run_dir)
-    p = Plotter(artifacts, formats, log)
-    p.training()
-    pred_file = artifacts.predictions
-    if pred_file.is_file() and "ml" in metrics:
-        pred = uproot.open(pred_file)["predictions"].arrays()
-        p.classifier(pred, metrics["ml"])
-        test = ak.to_numpy(pred["split"]) == TEST
-        counts = {
-            "ml": ak.to_numpy(pred["n_clusters_ml"][test]).astype(float),
-            "traditional": ak.to_numpy(pred["n_clusters_traditional"][test]).astype(float),
-        }
-        vs = {
-            k: v.get("vs_momentum", [])
-            for k, v in metrics["ml"]["count_test"].items()
-            if k in counts
-        }
-        p.counts(ak.to_numpy(pred["n_clusters_true"][test]), counts, vs)
-        for row in np.flatnonzero(test)[:events]:
-            p.event(pred, int(row))
-    elif artifacts.traditional.is_file() and "traditional" in metrics:
-        trad = uproot.open(artifacts.traditional)["traditional"].arrays(
-            ["n_clusters_true", "n_clusters_reco"]
-        )
-        vs = {"traditional": metrics["traditional"].get("count_vs_momentum", [])}
-        counts = {"traditional": ak.to_numpy(trad["n_clusters_reco"]).astype(float)}
-        p.counts(ak.to_numpy(trad["n_clusters_true"]), counts, vs)
-    if artifacts.path(PID).is_file():
-        rows = json.loads(artifacts.path(PID).read_text())
-        for pair in dict.fromkeys(r["pair"] for r in rows):
-            p.add(
-                f"pid_{pair.replace('/', '_')}",
-                f"{pair} separation power versus momentum",
-                partial(figures.separation_plot, rows, pair),
-            )
-    if artifacts.path(ROBUSTNESS).is_file():
-        p.robustness(json.loads(artifacts.path(ROBUSTNESS).read_text()))
-    if not p.plots:
-        raise InputError(f"{run_dir}: nothing to plot (no histories, predictions or counts yet)")
-    log(f"plots: {len(p.plots)} plots in {p.folder}")
-    if report:
-        status = _read_json(artifacts.path(STATUS)) if artifacts.path(STATUS).is_file() else {}
-        log(f"plots: report {write_report(run_dir, p.plots, metrics, status)}")
-    return p.plots
-
-
-def _read_metrics(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / METRICS
-    return _read_json(path) if path.is_file() else {}
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return dict(json.loads(path.read_text()))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"{path}: cannot read it ({exc})") from None
-
-
-def _table(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows
+def evaluate(artifacts: Artifacts, metrics: dict[str, Any]) -> Evaluation:
+    """The headline's numbers with bootstrap errors, from predictions.root (test split) or,
+    in a run without the ML chain, traditional.root (every waveform). Where neither can be
+    read, the metrics' values without errors."""
+    seed = artifacts.steering.seed
+    method = (
+        f"Uncertainties: standard deviation of {BOOTSTRAP} bootstrap resamples of the "
+        f"evaluated waveforms (numpy default_rng, seed {seed})."
     )
-    return f"<table>{cells}</table>"
+    ml = metrics.get("ml") or {}
+    try:
+        if ml and artifacts.predictions.is_file():
+            return _evaluate_ml(artifacts, ml, seed, method)
+        if metrics.get("traditional") and artifacts.traditional.is_file():
+            tree = uproot.open(artifacts.traditional)["traditional"]
+            got = tree.arrays(["n_clusters_true", "n_clusters_reco"], library="np")
+            n = len(got["n_clusters_true"])
+            return Evaluation(
+                f"all {n:,} waveforms (the traditional algorithm is not trained: no split)",
+                bootstrap_counts(
+                    {"traditional": got["n_clusters_reco"]}, got["n_clusters_true"], seed=seed
+                ),
+                {},
+                method,
+            )
+    except (OSError, KeyError, ValueError, TypeError, IndexError) as exc:
+        method = f"No uncertainties: the predictions could not be read ({exc})."
+    else:
+        method = "No uncertainties: no predictions.root or traditional.root to resample."
+    return _from_metrics(metrics, method)
 
 
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return str(v)
+def _evaluate_ml(artifacts: Artifacts, ml: dict[str, Any], seed: int, method: str) -> Evaluation:
+    tree = uproot.open(artifacts.predictions)["predictions"]
+    pred = tree.arrays(
+        ["split", "n_clusters_true", "n_clusters_ml", "n_clusters_traditional",
+         "candidate_score", "candidate_label"]
+    )  # fmt: skip
+    test = ak.to_numpy(pred["split"]) == TEST
+    n_test, n_all = int(np.count_nonzero(test)), len(test)
+    counts = {
+        "ml": ak.to_numpy(pred["n_clusters_ml"][test]),
+        "traditional": ak.to_numpy(pred["n_clusters_traditional"][test]),
+    }
+    scores = pred["candidate_score"][test]
+    per_waveform = ak.to_numpy(ak.num(scores))
+    classifier = bootstrap_classifier(
+        ak.to_numpy(ak.flatten(scores)),
+        ak.to_numpy(ak.flatten(pred["candidate_label"][test])) > 0,
+        np.repeat(np.arange(n_test), per_waveform),
+        float(ml["classifier"]["test"]["threshold"]),
+        seed=seed,
+        n_waveforms=n_test,
+    )
+    share = f" ({n_test / n_all:.0%} of {n_all:,})" if n_all else ""
+    method = (
+        method.rstrip(".") + "; for the classifier each drawn waveform brings all its candidates."
+    )
+    return Evaluation(
+        f"the test split: {n_test:,} waveforms{share}, {int(per_waveform.sum()):,} peak candidates",
+        bootstrap_counts(counts, ak.to_numpy(pred["n_clusters_true"][test]), seed=seed),
+        classifier,
+        method,
+    )
 
 
-def _metric_tables(metrics: dict[str, Any]) -> str:
+def _from_metrics(metrics: dict[str, Any], method: str) -> Evaluation:
+    ml = metrics.get("ml") or {}
+    counts = {
+        name: entry["overall"]
+        for name, entry in (ml.get("count_test") or {}).items()
+        if isinstance(entry, dict) and "overall" in entry
+    }
+    if not counts and (metrics.get("traditional") or {}).get("count"):
+        counts = {"traditional": metrics["traditional"]["count"]}
+    test = (ml.get("classifier") or {}).get("test") or {}
+    nan = float("nan")
+    return Evaluation(
+        "the test split" if ml else "all waveforms",
+        {
+            name: {q: Measurement(m[q] if available(m.get(q)) else nan) for q in COUNT_QUANTITIES}
+            for name, m in counts.items()
+        },
+        {k: Measurement(test[k] if available(test.get(k)) else nan) for k in ("auc", "f1") if test},
+        method,
+    )
+
+
+# --- the report ----------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    return _h(value if isinstance(value, str) else sig(value))
+
+
+def _table(rows: list[tuple[str, Any]], cls: str = "") -> str:
+    cells = "".join(f"<tr><th>{_h(k)}</th><td>{_cell(v)}</td></tr>" for k, v in rows)
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}>{cells}</table>"
+
+
+def describe_input(artifacts: Artifacts, summary: dict[str, Any]) -> str:
+    """'simulated: 1,500 π waveforms, p = 4–180 GeV/c (log-uniform)' or the data files."""
+    steering = artifacts.steering
+    read = (summary.get("read") or {}).get("waveforms")
+    sim = steering.simulate
+    if sim is not None and not steering.data.files:
+        n = read if isinstance(read, int) else sim.n_waveforms
+        particles = ", ".join(PARTICLES.get(p, p) for p in sim.particles)
+        mom = sim.momentum
+        if mom.distribution == "fixed":
+            p_range = f"p = {mom.min_gev:g} GeV/c"
+        else:
+            p_range = (
+                f"p = {mom.min_gev:g}\u2013{mom.max_gev:g} GeV/c "
+                f"({mom.distribution.replace('_', '-')})"
+            )
+        return f"simulated: {n:,} {particles} waveforms, {p_range}"
+    files = artifacts.input_files()
+    names = ", ".join(Path(f).name for f in files[:3]) + (", \u2026" if len(files) > 3 else "")
+    count = f" ({read:,} waveforms read)" if isinstance(read, int) else ""
+    return f"data: {len(files)} file{'s' if len(files) != 1 else ''}: {names}{count}"
+
+
+def _stages(artifacts: Artifacts, algorithm: str | None) -> str:
+    from ccframe.pipeline.stages import enabled
+
+    steering = artifacts.steering
+    tuned = steering.tune.algorithm if steering.tune is not None else None
+    names = []
+    for stage in enabled(steering):
+        which = {"traditional": algorithm, "tune": tuned}.get(stage.name)
+        if stage.name == "read":
+            continue
+        names.append(f"{stage.name} ({ALGORITHMS.get(which, which)})" if which else stage.name)
+    return " \u2192 ".join(names)
+
+
+def headline(
+    artifacts: Artifacts,
+    metrics: dict[str, Any],
+    status: dict[str, Any],
+    evaluation: Evaluation,
+) -> str:
+    """The top of the report: what was run on what, the numbers that matter with their
+    uncertainties, the wall time and the final status."""
+    algorithm = traditional_algorithm(metrics, artifacts)
+    name = html.escape(str(status.get("name", artifacts.steering.name)))
+    state = str(status.get("status", "unknown"))
+    error = f": {status['error']}" if state == "failed" and status.get("error") else ""
+    summary_path = artifacts.path(SUMMARY)
+    summary = read_json(summary_path) if summary_path.is_file() else {}
+    lines = [
+        f"<b>Stages</b>: {html.escape(_stages(artifacts, algorithm))}",
+        f"<b>Input</b>: {html.escape(describe_input(artifacts, summary))}",
+        f"<b>Evaluated on</b>: {_h(evaluation.sample)}",
+    ]
+    if status.get("command"):
+        lines.append(f"<b>Command</b>: <code>{html.escape(shlex.join(status['command']))}</code>")
+    parts = [
+        '<section id="headline">',
+        f"<h1>ccframe run {name}</h1>",
+        f'<p class="status status-{html.escape(state)}">status <b>{html.escape(state)}</b>'
+        f"{html.escape(error)} &middot; wall time <b>{duration(status.get('wall_s'))}</b>"
+        + (
+            f" &middot; started {html.escape(str(status['started']))}"
+            if "started" in status
+            else ""
+        )
+        + "</p>",
+        "<p>" + "<br>\n".join(lines) + "</p>",
+    ]
+    counts = {k: v for k, v in evaluation.counts.items() if k != "gain"}
+    if counts:
+        head = "".join(
+            f"<th>{_h(label(q))}</th>" for q in ("relative_resolution_core", "relative_bias")
+        )
+        body = "".join(
+            f"<tr><th>{html.escape(count_name(n, algorithm))}</th>"
+            f"<td>{html.escape(measured_text(m['relative_resolution_core']))}</td>"
+            f"<td>{html.escape(measured_text(m['relative_bias']))}</td></tr>"
+            for n, m in counts.items()
+        )
+        parts.append(f'<table class="headline"><tr><th>cluster count</th>{head}</tr>{body}</table>')
+    if evaluation.classifier:
+        thr = ((metrics.get("ml") or {}).get("classifier") or {}).get("test", {}).get("threshold")
+        c = evaluation.classifier
+        parts.append(
+            '<table class="headline"><tr><th>peak classifier</th>'
+            f"<th>{_h(label('auc'))}</th>"
+            f"<th>F1 at score &gt; {html.escape(sig(thr))}</th></tr>"
+            f"<tr><th>LSTM</th><td>{html.escape(measured_text(c['auc']))}</td>"
+            f"<td>{html.escape(measured_text(c['f1']))}</td></tr></table>"
+        )
+    parts.append(
+        '<p class="note">Count resolution: width of the Gaussian core of the per-waveform '
+        "(N \u2212 N<sub>true</sub>)/N<sub>true</sub> (iterative clipping at 2\u03c3, "
+        "corrected for the clipping). Relative bias: the ratio of sums "
+        "\u03a3N/\u03a3N<sub>true</sub> \u2212 1 over the waveforms, not the mean of the "
+        f"per-waveform ratios. {_h(evaluation.method)}</p>"
+    )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _provenance(status: dict[str, Any]) -> str:
+    rows: list[tuple[str, Any]] = []
+    for key in ("status", "seed", "started", "wall_s", "git", "host"):
+        if key in status:
+            value = duration(status[key]) if key == "wall_s" else status[key]
+            rows.append((label(key), value if key != "seed" else str(value)))
+    versions = status.get("versions")
+    if isinstance(versions, dict) and versions:
+        rows.append((label("versions"), ", ".join(f"{k} {v}" for k, v in versions.items())))
+    return "<h2>Provenance</h2>" + _table(rows) if rows else ""
+
+
+CLASSIFIER_KEYS = (
+    "threshold",
+    "auc",
+    "f1",
+    "precision",
+    "recall",
+    "efficiency_x_purity",
+    "accuracy",
+    "specificity",
+    "samples",
+)
+COUNT_COLUMNS = (
+    "waveforms",
+    "mean_true",
+    "mean_pred",
+    "relative_bias",
+    "relative_resolution_core",
+    "relative_resolution_rms",
+    "mae",
+)
+
+
+def _metric_tables(metrics: dict[str, Any], evaluation: Evaluation, algorithm: str | None) -> str:
     parts = []
     ml = metrics.get("ml")
     if ml:
         test = ml["classifier"]["test"]
-        keys = (
-            "threshold",
-            "auc",
-            "f1",
-            "precision",
-            "recall",
-            "efficiency_x_purity",
-            "accuracy",
-            "specificity",
-            "samples",
-        )
-        parts.append("<h2>Peak classifier (test split)</h2>" + _table([(k, test[k]) for k in keys]))
+        rows = []
+        for k in CLASSIFIER_KEYS:
+            if k in evaluation.classifier:
+                rows.append((label(k), measured_text(evaluation.classifier[k])))
+            elif k in test:
+                rows.append((label(k), test[k]))
+        parts.append("<h2>Peak classifier (test split)</h2>" + _table(rows))
         pf = ml["peak_finding_test"]
-        parts.append("<h3>Peak finding against all true electrons</h3>" + _table(list(pf.items())))
-    counts = (ml or {}).get("count_test") or {}
-    if not counts and metrics.get("traditional", {}).get("count"):
-        counts = {"traditional": {"overall": metrics["traditional"]["count"]}}
-    if counts:
-        columns = (
-            "waveforms",
-            "mean_true",
-            "mean_pred",
-            "relative_bias",
-            "relative_resolution_core",
-            "relative_resolution_rms",
-            "mae",
+        parts.append(
+            "<h3>ML peak finding against all true electrons (test split)</h3>"
+            + _table([(label(k), v) for k, v in pf.items()])
         )
-        head = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in columns)
-        body = "".join(
-            f"<tr><th>{html.escape(name)}</th>"
-            + "".join(f"<td>{_fmt(entry['overall'].get(k))}</td>" for k in columns)
-            + "</tr>"
-            for name, entry in counts.items()
-            if "overall" in entry
+    trad_pf = (metrics.get("traditional") or {}).get("peak_finding")
+    if trad_pf:
+        parts.append(
+            f"<h3>{html.escape(count_name('traditional', algorithm))} peak finding against all "
+            "true electrons (every waveform)</h3>"
+            + _table([(label(k), v) for k, v in trad_pf.items()])
+        )
+    counts = (ml or {}).get("count_test") or {}
+    where = "test split"
+    if not counts and (metrics.get("traditional") or {}).get("count"):
+        counts = {"traditional": {"overall": metrics["traditional"]["count"]}}
+        where = "every waveform"
+    if counts:
+        head = "".join(f"<th>{_h(label(k))}</th>" for k in COUNT_COLUMNS)
+        body = ""
+        for name, entry in counts.items():
+            if not isinstance(entry, dict) or "overall" not in entry:
+                continue
+            measured = evaluation.counts.get(name, {})
+            cells = []
+            for k in COUNT_COLUMNS:
+                value = measured_text(measured[k]) if k in measured else entry["overall"].get(k)
+                cells.append(f"<td>{_cell(value)}</td>")
+            body += f"<tr><th>{html.escape(count_name(name, algorithm))}</th>{''.join(cells)}</tr>"
+        gain = evaluation.counts.get("gain")
+        gain_note = (
+            " ML resolution gain over the traditional algorithm, 1 \u2212 \u03c3<sub>ML</sub>/"
+            "\u03c3<sub>traditional</sub>: "
+            f"{html.escape(measured_text(gain['relative_resolution_core']))} "
+            f"(Gaussian core), {html.escape(measured_text(gain['relative_resolution_rms']))} (RMS)."
+            if gain
+            else ""
         )
         parts.append(
-            f"<h2>Cluster count (test split)</h2><table><tr><th></th>{head}</tr>{body}</table>"
+            f"<h2>Cluster count ({where})</h2>"
+            f"<table><tr><th></th>{head}</tr>{body}</table>"
+            '<p class="note">N: the reconstructed number of clusters of a waveform, '
+            "N<sub>true</sub>: the true one. Relative bias: \u03a3N/\u03a3N<sub>true</sub> "
+            "\u2212 1 (a ratio of sums, = mean N / mean N<sub>true</sub> \u2212 1), not the "
+            "mean of the per-waveform (N \u2212 N<sub>true</sub>)/N<sub>true</sub>; the residual "
+            "plot's legend gives both, the core mean leaving out the tails. Count resolution: "
+            "the spread of (N \u2212 N<sub>true</sub>)/N<sub>true</sub>, its Gaussian-core width "
+            f"and its RMS. {_h(evaluation.method)}{gain_note}</p>"
         )
     return "\n".join(parts)
 
@@ -325,16 +391,17 @@ def _pid_table(run_dir: Path) -> str:
         return ""
     rows = json.loads(path.read_text())
     methods = [m for m in ("truth", "deriv", "d2", "ml") if m in rows[0]]
-    head = "".join(f"<th>{m}</th>" for m in ["pair", "p [GeV/c]", "Poisson", *methods])
+    names = [figures.METHOD_STYLE[m][0] for m in methods]
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in ["pair", "p [GeV/c]", "Poisson", *names])
     body = ""
     for r in rows:
-        cells = [r["pair"], f"{r['momentum_gev']:g}", f"{r['poisson']:.2f}"]
+        cells = [html.escape(r["pair"]), f"{r['momentum_gev']:g}", f"{r['poisson']:.2f}"]
         for m in methods:
             frac = f" ({r[f'{m}_over_truth']:.0%})" if m != "truth" else ""
             cells.append(f"{r[m]:.2f} &plusmn; {r[f'{m}_err']:.2f}{frac}")
         body += "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
     return (
-        "<h2>Separation power (fraction of the truth count's)</h2>"
+        "<h2>Separation power [\u03c3] (fraction of the truth count's)</h2>"
         f"<table><tr>{head}</tr>{body}</table>"
     )
 
@@ -342,8 +409,11 @@ def _pid_table(run_dir: Path) -> str:
 def write_report(
     run_dir: Path, plots: list[Plot], metrics: dict[str, Any], status: dict[str, Any]
 ) -> Path:
-    """report.html with the run's status (`status`: its run.json record), the metrics, every
-    PNG embedded, and the resolved steering file."""
+    """report.html: the headline (`headline`; `status`: the run's run.json record), the
+    metrics with their uncertainties, every PNG embedded, and the resolved steering file."""
+    artifacts = Artifacts.of_run(run_dir)
+    evaluation = evaluate(artifacts, metrics)
+    algorithm = traditional_algorithm(metrics, artifacts)
     figures_html = []
     for plot in plots:
         png = next((f for f in plot.files if f.suffix == ".png"), None)
@@ -352,27 +422,28 @@ def write_report(
         data = base64.b64encode(png.read_bytes()).decode()
         figures_html.append(
             f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(plot.name)}">'
-            f"<figcaption>{html.escape(plot.caption)}</figcaption></figure>"
+            f"<figcaption>{_h(plot.caption)}</figcaption></figure>"
         )
     steering = (run_dir / STEERING).read_text()
     name = html.escape(str(status.get("name", run_dir.name)))
-    provenance = _table(
-        [(k, status[k]) for k in ("status", "seed", "started", "wall_s", "git") if k in status]
-    )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>ccframe run {name}</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; max-width: 1400px; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
 th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+#headline {{ border: 2px solid #3f90da; padding: 0 1em 0.5em; margin-bottom: 2em; }}
+#headline table.headline td {{ font-size: 1.2em; font-weight: bold; }}
+.status-done b {{ color: #1a7f37; }} .status-failed b {{ color: #bd1f01; }}
+.note {{ font-size: 0.9em; color: #444; max-width: 1000px; }}
 figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
 img {{ max-width: 640px; }} figcaption {{ font-size: 0.9em; color: #444; max-width: 640px; }}
 pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 </style></head><body>
-<h1>ccframe run {name}</h1>
-{provenance}
-{_metric_tables(metrics)}
+{headline(artifacts, metrics, status, evaluation)}
+{_metric_tables(metrics, evaluation, algorithm)}
 {_pid_table(run_dir)}
+{_provenance(status)}
 <h2>Plots</h2>
 {"".join(figures_html)}
 <h2>Resolved steering file</h2>
@@ -382,3 +453,15 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
     target = run_dir / REPORT
     write_text(target, page)
     return target
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / METRICS
+    return read_json(path) if path.is_file() else {}
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: cannot read it ({exc})") from None
