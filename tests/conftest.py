@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 # Caches must not land in the source tree (subprocesses started by the tests inherit these).
@@ -97,10 +99,22 @@ def tiny_steering(
     return path
 
 
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every path under `folder` with its size and modification time."""
+    return {
+        str(p.relative_to(folder)): (p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
+
+
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The folder of one tiny end-to-end run: simulate 300 pions, DERIV + clusterization, the
-    ML chain with tiny models."""
+    ML chain with tiny models.
+
+    Shared by the whole session, so read-only: a test that writes into a run folder (`plot`,
+    `robustness`, `run --force`...) takes `trained_copy`. At the end of the session the folder
+    must be as the run left it, else the tests' results would depend on their order."""
     from ccframe.cli import main
 
     tmp = tmp_path_factory.mktemp("ml")
@@ -108,7 +122,21 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.raises(SystemExit) as info:
         main(["run", str(path)])
     assert info.value.code == 0
-    return tmp / "tinyml"
+    run = tmp / "tinyml"
+    before = _snapshot(run)
+    yield run
+    after = _snapshot(run)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"a test wrote into the shared `trained` run folder: {changed[:10]}"
+
+
+@pytest.fixture
+def trained_copy(trained: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the `trained` run folder for tests that write into a run
+    folder: same folder name, every file (run.json's outputs and steering.yaml stay consistent),
+    links kept as links. Commands given the copy (`plot`, `robustness`...) write only into it;
+    its simulated sample is the copy's own sim.root."""
+    return Path(shutil.copytree(trained, tmp_path / trained.name, symlinks=True))
 
 
 # `--set` overrides that shrink a shipped steering file (simulate, tune, ml) to a smoke run.

@@ -113,7 +113,7 @@ def test_validate_through_console_script(tmp_path):
     resolved, _, verdict = proc.stdout.rstrip("\n").rpartition("\n")
     assert verdict == (
         f"{quickstart}: valid (schema 1, name 'quickstart', "
-        "stages: simulate, read, tune, traditional, ml, plots, output runs/quickstart)"
+        "stages: simulate, tune, read, traditional, ml, plots, output runs/quickstart)"
     )
     (tmp_path / "resolved.yaml").write_text(resolved + "\n")
     assert load_steering(tmp_path / "resolved.yaml") == load_steering(quickstart)

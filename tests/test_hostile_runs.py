@@ -38,12 +38,13 @@ i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
 """
 
 
-# `ccframe ARGS` in a child that reports its own peak RSS on exit (RUSAGE_CHILDREN would give
-# the largest child this test process ever waited for).
+# `ccframe ARGS` in a child that reports its own peak RSS (VmHWM) on exit: RUSAGE_CHILDREN
+# would give the largest child this test process ever waited for, and a child's ru_maxrss
+# starts at the size of the parent it was forked from.
 _MEASURED = (
-    "import atexit, resource, sys; from ccframe.cli import main; "
-    "atexit.register(lambda: print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF)"
-    ".ru_maxrss, file=sys.stderr)); main(sys.argv[1:])"
+    "import atexit, re, sys; from pathlib import Path; from ccframe.cli import main; "
+    "atexit.register(lambda: print('PEAK_KB', re.search(r'VmHWM:\\s+(\\d+)', "
+    "Path('/proc/self/status').read_text()).group(1), file=sys.stderr)); main(sys.argv[1:])"
 )
 
 

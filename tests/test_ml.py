@@ -312,6 +312,7 @@ def test_infer_refuses_other_sampling_rates_and_missing_models(trained, tmp_path
     assert not (tmp_path / "x.root").exists()
 
 
+@pytest.mark.slow
 def test_second_run_reuses_the_cached_dataset_and_repeats_exactly(trained, tmp_path, capsys):
     path = tmp_path / "again.yaml"
     raw = yaml.safe_load((trained / "steering.yaml").read_text())
@@ -339,6 +340,7 @@ def test_second_run_reuses_the_cached_dataset_and_repeats_exactly(trained, tmp_p
     assert "ignoring unreadable cache" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_shipped_quickstart_runs_small(tmp_path, capsys):
     args = set_args(*TINY_OVERRIDES, f"output={tmp_path / 'qs'}")
     code = run_cli("run", str(REPO / "steering" / "quickstart.yaml"), *args)

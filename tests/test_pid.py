@@ -97,6 +97,7 @@ def test_pid_command_needs_a_pid_section(steering_file, capsys):
     assert "no pid: section" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_shipped_pid_scan_runs_small(tmp_path, capsys):
     steering = load_steering(REPO / "steering" / "pid_scan.yaml")
     assert steering.pid is not None and steering.pid.pairs == [["K", "pi"]]

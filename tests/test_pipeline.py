@@ -44,6 +44,7 @@ def steering(tmp_path: Path, **sections) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_one_read_of_the_input_serves_read_traditional_and_the_ml_dataset(
     capsys, tmp_path, monkeypatch
 ):

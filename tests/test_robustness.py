@@ -55,24 +55,27 @@ def test_jitter_moves_waveform_and_truth_together(batch):
     assert np.array_equal(same.waveforms, batch.waveforms)
 
 
-def test_robustness_command_and_its_plots(trained, capsys):
+@pytest.mark.slow  # ~10-15 s, plus the session's `trained` run
+def test_robustness_command_and_its_plots(trained_copy, capsys):
+    run = trained_copy
     code = run_cli(
-        "robustness", str(trained), "--noise", "1", "--noise", "1.5", "--gain", "0.7",
+        "robustness", str(run), "--noise", "1", "--noise", "1.5", "--gain", "0.7",
         "--jitter-ns", "2", "--max-events", "40",
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
-    rows = json.loads((trained / "robustness.json").read_text())
+    rows = json.loads((run / "robustness.json").read_text())
     assert [(r["smearing"], r["value"]) for r in rows] == [
         ("noise", 1.0), ("noise", 1.5), ("gain", 0.7), ("jitter_ns", 2.0)
     ]  # fmt: skip
     assert all(r["waveforms"] == 40 for r in rows)
     assert rows[1]["auc"] < rows[0]["auc"] + 0.02  # more noise does not help
-    assert (trained / "robustness.csv").read_text().count("\n") == 5
-    assert run_cli("plot", str(trained), "--events", "0", "--format", "png") == 0
-    names = {p.stem for p in (trained / "plots").glob("robustness_*.png")}
+    assert (run / "robustness.csv").read_text().count("\n") == 5
+    assert run_cli("plot", str(run), "--events", "0", "--format", "png") == 0
+    names = {p.stem for p in (run / "plots").glob("robustness_*.png")}
     assert "robustness_noise_relative_resolution_core" in names
 
 
-def test_robustness_refuses_bad_factors(trained, capsys):
-    assert run_cli("robustness", str(trained), "--noise", "0.5") == 2
+def test_robustness_refuses_bad_factors_and_writes_nothing(trained_copy, capsys):
+    assert run_cli("robustness", str(trained_copy), "--noise", "0.5") == 2
     assert "noise_factors must be >= 1" in capsys.readouterr().err
+    assert not list(trained_copy.glob("robustness.*"))

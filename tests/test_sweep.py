@@ -278,6 +278,7 @@ def test_condor_without_a_schedd_is_a_one_line_error(tmp_path, capsys):
     assert "cannot submit the DAG" in line
 
 
+@pytest.mark.slow
 def test_local_grid_end_to_end_with_a_failing_trial(tmp_path, capsys):
     missing = str(tmp_path / "missing.root")
     sweep = {
@@ -324,6 +325,7 @@ def test_local_grid_end_to_end_with_a_failing_trial(tmp_path, capsys):
     assert [r["status"] for r in rows] == ["done", "done", "failed", "failed"]
 
 
+@pytest.mark.slow
 def test_bayes_sweep_resumes_from_its_study(tmp_path, capsys):
     pytest.importorskip("optuna")
     sweep = {
@@ -368,6 +370,7 @@ def test_a_changed_sweep_does_not_mix_with_finished_trials(tmp_path, capsys):
     assert "trial 0000 already ran with other parameters" in line
 
 
+@pytest.mark.slow
 def test_rendered_wrapper_runs_a_trial_as_a_shared_filesystem_job(tmp_path, capsys):
     import subprocess
 
@@ -404,6 +407,7 @@ def test_condor_templates_ship_with_the_package():
     assert "sweep/templates/*.j2" in (REPO / "pyproject.toml").read_text()
 
 
+@pytest.mark.slow
 def test_infer_fans_out_over_files(trained, tmp_path, capsys):
     sim = str(trained / "sim.root")
     other = tmp_path / "other.root"
@@ -431,6 +435,7 @@ def test_infer_fans_out_over_files(trained, tmp_path, capsys):
         assert res["status"] == "done"
 
 
+@pytest.mark.slow
 def test_a_local_trial_past_max_runtime_is_stopped_and_recorded(tmp_path, capsys):
     sweep = {"method": "grid", "parameters": {"seed": {"values": [1]}}, "max_runtime_s": 1}
     code, out, err = cli(capsys, "sweep", write_sweep(tmp_path, sweep, n=5000))  # runs ~20 s

@@ -1,0 +1,308 @@
+"""The headline count statistics (ccframe.metrics.counting) against known distributions: the
+Gaussian-core width, the RMS resolution, the relative bias, and their edge cases."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.stats import truncnorm
+
+from ccframe.metrics.counting import (
+    _clip_factor,
+    core_sigma,
+    count_metrics,
+    count_summary,
+    json_ready,
+    momentum_edges,
+    versus,
+)
+
+# --- core_sigma -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [1_000, 10_000, 100_000])
+@pytest.mark.parametrize("sigma", [0.05, 1.0, 30.0])
+def test_core_sigma_of_a_gaussian_is_its_sigma_within_the_statistical_error(n, sigma):
+    """The clipped and corrected width estimates sigma with an error ~ 1.1 sigma / sqrt(n)
+    (a bit more than the plain standard deviation's 0.71 sigma / sqrt(n)): 5 sigma / sqrt(n)
+    is a tolerance that tightens with n (without the clipping correction the result would be
+    0.88 sigma, outside it from n = 1000 on)."""
+    x = np.random.default_rng(n).normal(3.0 * sigma, sigma, n)
+    assert abs(core_sigma(x) - sigma) < 5 * sigma / math.sqrt(n)
+
+
+@pytest.mark.parametrize(("clip", "spread"), [(1.5, 1.9), (2.0, 1.2), (3.0, 0.75)])
+def test_core_sigma_is_unbiased_for_any_clip(clip, spread):
+    """`spread`: the estimator's relative error times sqrt(n) (measured over seeds); at 3
+    sigma the clipping correction is only 1.4%, and still outside the tolerance."""
+    n = 200_000
+    x = np.random.default_rng(11).normal(0.0, 2.0, n)
+    assert core_sigma(x, clip=clip) == pytest.approx(2.0, rel=5 * spread / math.sqrt(n))
+
+
+@pytest.mark.parametrize("clip", [1.0, 1.5, 2.0, 3.0])
+def test_clip_correction_is_the_width_of_a_truncated_unit_gaussian(clip):
+    assert _clip_factor(clip) == pytest.approx(truncnorm(-clip, clip).std(), rel=1e-12)
+    if clip == 2.0:
+        assert _clip_factor(clip) ** 2 == pytest.approx(0.774, abs=5e-4)  # the docstring's
+
+
+def test_core_sigma_with_wide_tails_returns_the_core_not_the_rms():
+    """90% N(0, 1) plus 10% N(0, 10): the RMS is ~3.3, the core stays ~1 (the tails add ~1%
+    inside the clipping window)."""
+    rng = np.random.default_rng(4)
+    n = 100_000
+    x = np.where(rng.random(n) < 0.1, rng.normal(0.0, 10.0, n), rng.normal(0.0, 1.0, n))
+    assert x.std() > 3.0
+    assert core_sigma(x) == pytest.approx(1.0, rel=0.03)
+
+
+def test_core_sigma_ignores_outliers_and_non_finite_values():
+    x = np.random.default_rng(5).normal(0.0, 1.0, 5_000)
+    polluted = np.concatenate([x, [1e6, -1e6, np.nan, np.inf, -np.inf]])
+    assert core_sigma(polluted) == pytest.approx(core_sigma(x), rel=1e-3)
+    assert math.isfinite(core_sigma(polluted))
+
+
+def test_core_sigma_of_too_few_values_is_nan():
+    """Fewer than 2 finite values: no width (NaN), not an error and not 0."""
+    assert math.isnan(core_sigma(np.array([])))
+    assert math.isnan(core_sigma(np.array([0.3])))
+    assert math.isnan(core_sigma(np.array([0.3, np.nan, np.inf])))
+
+
+def test_core_sigma_of_equal_values_is_zero():
+    assert core_sigma(np.full(10, 0.25)) == 0.0
+
+
+def test_core_sigma_of_two_values_is_their_corrected_half_distance():
+    """Both values lie within 2 sigma of their median: the width is their standard deviation
+    (half their distance) over the clipping correction."""
+    assert core_sigma(np.array([1.0, 2.0])) == pytest.approx(0.5 / _clip_factor(2.0))
+
+
+@pytest.mark.parametrize("tail", [[10.0], [1.0, 2.0, 3.0, 4.0, 5.0]])
+def test_core_sigma_of_a_spike_with_spread_is_nan_not_zero(tail):
+    """Mostly one value plus a spread (e.g. most counts 0): no Gaussian core; a width of 0
+    would read as a perfect resolution."""
+    values = np.concatenate([np.zeros(95), tail])
+    assert math.isnan(core_sigma(values))
+
+
+def gaussian_sample(seed: int, n: int, tails: bool) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, n)
+    if tails:
+        x[rng.random(n) < 0.1] *= 8.0
+    return x
+
+
+samples = st.builds(
+    gaussian_sample,
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(20, 2_000),
+    tails=st.booleans(),
+)
+
+
+@given(x=samples, k=st.floats(0.01, 100.0))
+def test_scaling_the_residuals_by_k_scales_the_core_sigma_by_k(x, k):
+    assert core_sigma(k * x) == pytest.approx(k * core_sigma(x), rel=1e-6)
+
+
+@given(x=samples, shift=st.floats(-5.0, 5.0))
+def test_shifting_the_residuals_leaves_the_core_sigma(x, shift):
+    assert core_sigma(x + shift) == pytest.approx(core_sigma(x), rel=1e-6)
+
+
+@given(x=samples)
+def test_core_sigma_is_symmetric_and_order_free(x):
+    expected = core_sigma(x)
+    assert core_sigma(-x) == pytest.approx(expected, rel=1e-9)
+    assert core_sigma(np.sort(x)[::-1]) == pytest.approx(expected, rel=1e-9)
+
+
+# --- count_metrics ----------------------------------------------------------------------------
+
+
+def test_count_metrics_by_hand():
+    """Three waveforms with residuals +1, -2, 0 (relative +0.1, -0.1, 0)."""
+    m = count_metrics(np.array([11, 18, 40]), np.array([10, 20, 40]))
+    assert m["waveforms"] == 3
+    assert m["mean_true"] == pytest.approx(70 / 3) and m["mean_pred"] == pytest.approx(23.0)
+    assert m["bias"] == pytest.approx(-1 / 3)
+    assert m["relative_bias"] == pytest.approx(69 / 70 - 1)
+    assert m["mae"] == pytest.approx(1.0)
+    assert m["mse"] == pytest.approx(5 / 3)
+    assert m["relative_resolution_rms"] == pytest.approx(math.sqrt(0.02 / 3))
+
+
+def test_relative_bias_of_a_five_percent_excess_is_plus_five_percent():
+    true = np.random.default_rng(1).poisson(30, 1_000) + 1
+    m = count_metrics(1.05 * true, true)
+    assert m["relative_bias"] == pytest.approx(0.05, abs=1e-12)
+    assert m["relative_resolution_rms"] == pytest.approx(0.0, abs=1e-12)  # a pure scale
+
+
+def test_relative_bias_is_a_ratio_of_sums_not_a_mean_of_ratios():
+    """relative_bias = sum(N_pred) / sum(N_true) - 1 over the waveforms with N_true > 0, so a
+    waveform weighs in proportion to its true count: one more cluster on 1 and none on 100
+    is 1/101, where the mean of per-waveform ratios would be (1 + 0) / 2."""
+    m = count_metrics(np.array([2.0, 100.0]), np.array([1.0, 100.0]))
+    assert m["relative_bias"] == pytest.approx(1 / 101, rel=1e-12)
+
+
+def test_rms_resolution_is_numpys_population_std_of_the_relative_residuals():
+    """relative_resolution_rms = np.std((N_pred - N_true) / N_true), ddof 0: the spread about
+    the mean relative residual, not about 0 (a bias does not enter it)."""
+    rng = np.random.default_rng(2)
+    true = rng.poisson(20, 50) + 1
+    pred = true + rng.normal(0.5, 2.0, 50)
+    rel = (pred - true) / true
+    got = count_metrics(pred, true)["relative_resolution_rms"]
+    assert got == pytest.approx(np.std(rel), rel=1e-12)
+    assert got != pytest.approx(np.std(rel, ddof=1), rel=1e-6)
+    assert got < np.sqrt(np.mean(rel**2))
+
+
+def test_gaussian_count_errors_give_equal_core_and_rms_resolutions():
+    rng = np.random.default_rng(3)
+    true = np.full(20_000, 100)
+    pred = true + rng.normal(2.0, 5.0, true.size)
+    m = count_metrics(pred, true)
+    assert m["relative_bias"] == pytest.approx(0.02, abs=0.001)
+    assert m["relative_resolution_core"] == pytest.approx(0.05, rel=0.04)
+    assert m["relative_resolution_rms"] == pytest.approx(0.05, rel=0.02)
+
+
+def test_count_metrics_core_resolution_ignores_mismatched_waveforms():
+    """5% of waveforms counted badly (as twice the truth): the RMS resolution grows, the core
+    stays at the Gaussian 0.05."""
+    rng = np.random.default_rng(6)
+    true = np.full(20_000, 100)
+    pred = true * (1 + rng.normal(0.0, 0.05, true.size))
+    pred[rng.random(true.size) < 0.05] *= 2
+    m = count_metrics(pred, true)
+    assert m["relative_resolution_rms"] > 0.15
+    assert m["relative_resolution_core"] == pytest.approx(0.05, rel=0.05)
+
+
+def test_waveforms_without_true_clusters_are_left_out():
+    true, pred = np.array([10, 20, 40]), np.array([11, 18, 40])
+    with_empty = count_metrics(np.r_[pred, 7, 3], np.r_[true, 0, 0])
+    assert json_ready(with_empty) == json_ready(count_metrics(pred, true))
+    assert with_empty["waveforms"] == 3
+
+
+@pytest.mark.parametrize(
+    ("pred", "true"), [([], []), ([3.0, 1.0], [0, 0])], ids=["empty", "no-true-clusters"]
+)
+def test_count_metrics_without_waveforms_is_a_zero_count(pred, true):
+    m = count_metrics(np.array(pred), np.array(true))
+    assert m == {"waveforms": 0}
+    assert count_summary(m) == "no waveforms with true clusters"
+
+
+def test_count_metrics_of_a_single_waveform_has_no_core_resolution():
+    """One waveform: the means, bias and MAE are its own; the RMS of one value is 0 and the
+    core width is NaN (fewer than 2 values), written as null in JSON and 'n/a' in text."""
+    m = count_metrics(np.array([5]), np.array([4]))
+    assert m["waveforms"] == 1
+    assert m["bias"] == 1.0 and m["relative_bias"] == pytest.approx(0.25) and m["mae"] == 1.0
+    assert m["relative_resolution_rms"] == 0.0
+    assert math.isnan(m["relative_resolution_core"])
+    written = json.loads(json.dumps(json_ready(m), allow_nan=False))
+    assert written["relative_resolution_core"] is None
+    assert count_summary(m).endswith("0.000 (RMS), n/a (core)")
+
+
+true_counts = st.builds(
+    lambda seed, n: np.random.default_rng(seed).poisson(25, n) + 1,
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(20, 500),
+)
+
+
+def noisy(true: np.ndarray, seed: int) -> np.ndarray:
+    return true + np.random.default_rng(seed).normal(0.0, 3.0, true.size)
+
+
+@given(true=true_counts, seed=st.integers(0, 2**32 - 1), b=st.floats(-0.5, 1.0))
+def test_scaling_the_prediction_scales_resolution_and_compounds_the_bias(true, seed, b):
+    """N_pred -> (1 + b) N_pred: relative residuals r -> (1 + b)(1 + r) - 1, so both widths
+    scale by 1 + b and the relative bias becomes (1 + b)(1 + bias) - 1."""
+    pred = noisy(true, seed)
+    m, scaled = count_metrics(pred, true), count_metrics((1 + b) * pred, true)
+    assert scaled["relative_bias"] == pytest.approx(
+        (1 + b) * (1 + m["relative_bias"]) - 1, abs=1e-12
+    )
+    assert scaled["relative_resolution_rms"] == pytest.approx(
+        (1 + b) * m["relative_resolution_rms"], rel=1e-9
+    )
+    assert scaled["relative_resolution_core"] == pytest.approx(
+        (1 + b) * m["relative_resolution_core"], rel=1e-6
+    )
+
+
+@given(seed=st.integers(0, 2**32 - 1), n_true=st.integers(5, 200), shift=st.floats(-3.0, 3.0))
+def test_shifting_the_prediction_moves_the_bias_not_the_resolution(seed, n_true, shift):
+    """With one true count N for every waveform, N_pred + c shifts the bias by c, the relative
+    bias by c / N, and leaves both resolutions."""
+    true = np.full(300, n_true)
+    pred = noisy(true, seed)
+    m, shifted = count_metrics(pred, true), count_metrics(pred + shift, true)
+    assert shifted["bias"] == pytest.approx(m["bias"] + shift, abs=1e-9)
+    assert shifted["relative_bias"] == pytest.approx(m["relative_bias"] + shift / n_true, abs=1e-9)
+    assert shifted["relative_resolution_rms"] == pytest.approx(
+        m["relative_resolution_rms"], rel=1e-9
+    )
+    assert shifted["relative_resolution_core"] == pytest.approx(
+        m["relative_resolution_core"], rel=1e-6
+    )
+
+
+# --- json_ready, versus -----------------------------------------------------------------------
+
+
+def test_json_ready_turns_every_unavailable_number_into_null():
+    obj = {
+        "a": float("nan"),
+        "b": [1.0, float("inf"), np.float32("nan"), (2, -np.inf)],
+        "c": {"d": np.float64(0.5), "e": 3, "f": True, "g": "nan"},
+    }
+    ready = json_ready(obj)
+    assert ready == {
+        "a": None,
+        "b": [1.0, None, None, [2, None]],
+        "c": {"d": 0.5, "e": 3, "f": True, "g": "nan"},
+    }
+    json.dumps(ready, allow_nan=False)
+    assert math.isnan(obj["a"])  # a copy: the input keeps its NaN
+
+
+def test_versus_splits_the_metrics_in_bins_and_skips_empty_ones():
+    momentum = np.array([1.0, 1.5, 5.0, 6.0, 7.0])
+    true = np.array([10, 10, 20, 20, 20])
+    pred = np.array([11, 9, 20, 22, 20])
+    rows = versus(momentum, np.array([1.0, 2.0, 4.0, 8.0]), pred, true)
+    assert [(r["low"], r["high"], r["waveforms"]) for r in rows] == [(1.0, 2.0, 2), (4.0, 8.0, 3)]
+    assert rows[0]["relative_bias"] == pytest.approx(0.0)
+    assert rows[1]["relative_bias"] == pytest.approx(2 / 60)
+    del rows[1]["low"], rows[1]["high"]
+    assert json_ready(rows[1]) == json_ready(count_metrics(pred[2:], true[2:]))
+
+
+def test_momentum_edges_cover_every_waveform():
+    momentum = np.random.default_rng(8).uniform(0.2, 200.0, 1_000)
+    true = np.full(momentum.size, 30)
+    edges = momentum_edges(momentum)
+    assert len(edges) == 9 and np.all(np.diff(np.log(edges)) > 0)
+    rows = versus(momentum, edges, true + 1, true)
+    assert sum(r["waveforms"] for r in rows) == momentum.size  # the maximum included
+    single = momentum_edges(np.full(5, 3.0))
+    assert len(single) == 2 and single[0] < 3.0 < single[1]
