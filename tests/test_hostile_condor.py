@@ -12,8 +12,8 @@ import pytest
 from conftest import TINY_ML, tiny_steering
 from hypothesis import given
 from hypothesis import strategies as st
+from test_cli import cli
 
-from ccframe.cli import main
 from ccframe.errors import CondorError
 from ccframe.sweep import condor
 from ccframe.sweep.config import SweepConfig
@@ -35,13 +35,6 @@ HOSTILE_PATH = '"; touch {file}; "'
 
 
 # ---- helpers ----
-
-
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def one_line_error(code, err):
