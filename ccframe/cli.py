@@ -265,7 +265,10 @@ def infer(
     source = steering or str(run / "steering.yaml")
     if steering is None and not Path(source).is_file():
         raise click.BadParameter(f"{run_dir}: not a ccframe run folder (no steering.yaml)")
-    data = _load(source, overrides).input_data
+    config = _load(source, overrides)
+    data = config.input_data
+    if any(o.split("=", 1)[0].strip() in ("data", "data.tree") for o in overrides):
+        data = data.model_copy(update={"tree": config.data.tree})  # --set wins over simulate.tree
     files = expand_files(list(inputs))
     run_infer(run, files, Path(output), data, batch, force, _progress)
 

@@ -286,6 +286,26 @@ def test_infer_reproduces_the_runs_predictions(trained, tmp_path, capsys):
     assert "use --force" in capsys.readouterr().err
 
 
+def test_infer_reads_other_tree_and_branch_names_given_with_set(trained, tmp_path, capsys):
+    # the run simulated its input (tree 'sim'): --set data.tree must still win for new files
+    source = uproot.open(trained / "sim.root")["sim"].arrays(["waveform", "sampling_ghz"])
+    other = tmp_path / "other.root"
+    branches = {
+        "ch0": source["waveform"].to_numpy(),
+        "sampling_ghz": source["sampling_ghz"].to_numpy(),
+    }
+    with uproot.recreate(other) as file:  # a TTree (file[name] = ... writes an RNTuple)
+        file.mktree("tree", {k: (v.dtype, v.shape[1:]) for k, v in branches.items()})
+        file["tree"].extend(branches)
+    out = tmp_path / "out.root"
+    overrides = ("--set", "data.tree=tree", "--set", "data.waveform_branch=ch0")
+    code = run_cli("infer", str(trained), str(other), "-o", str(out), *overrides)
+    assert code == 0, capsys.readouterr().err
+    got = uproot.open(out)["predictions"].arrays(["n_clusters_ml"])
+    want = uproot.open(trained / "predictions.root")["predictions"].arrays(["n_clusters_ml"])
+    np.testing.assert_allclose(got["n_clusters_ml"], want["n_clusters_ml"], rtol=1e-4, atol=1e-3)
+
+
 def test_infer_refuses_other_sampling_rates_and_missing_models(trained, tmp_path, capsys):
     run = trained
     sim = str(run / "sim.root")
