@@ -114,6 +114,11 @@ class WindowConfig(_KernelSection):
     edge: Literal["replicate", "zero"] = "replicate"
     """Samples outside the waveform: the edge sample's value, or 0."""
 
+    @property
+    def width(self) -> int:
+        """Samples of one window: before + 1 + after."""
+        return self.before + 1 + self.after
+
 
 class MatchConfig(_KernelSection):
     """One-to-one matching of peaks (sample positions) to true electrons. An electron's pulse

@@ -67,7 +67,7 @@ def slice_windows(
     content, offsets = flat(positions, np.int64)
     if offsets.size - 1 != waves.shape[0]:
         raise ValueError(f"{offsets.size - 1} position lists for {waves.shape[0]} waveforms")
-    shape = (content.size, cfg.before + 1 + cfg.after, 1)
+    shape = (content.size, cfg.width, 1)
     if out is None:
         out = np.empty(shape, dtype=np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:

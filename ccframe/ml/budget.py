@@ -54,7 +54,7 @@ def training_bytes(params: int, activations: int, batch_size: int) -> int:
 def check_model_budget(ml: MLConfig) -> None:
     """Refuse (`ResourceError` naming the section) networks whose training would not fit in
     memory, before TensorFlow allocates anything."""
-    window = ml.dataset.window.before + 1 + ml.dataset.window.after
+    window = ml.dataset.window.width
     nets = (
         ("ml.classifier", ml.classifier, classifier_size(ml.classifier, window)),
         ("ml.counter", ml.counter, counter_size(ml.counter, ml.dataset.time_list.n_bins)),

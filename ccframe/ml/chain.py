@@ -102,17 +102,12 @@ class ChainSettings:
         settings.check_consistent(where)
         return settings
 
-    @property
-    def window_samples(self) -> int:
-        """Samples of one classifier window."""
-        return self.window.before + 1 + self.window.after
-
     def check_consistent(self, where: str) -> None:
         """The window and the baseline window must fit in the waveforms trained on."""
-        if self.window_samples > self.n_samples:
+        if self.window.width > self.n_samples:
             raise invalid(
                 where,
-                f"key 'window': {self.window_samples} samples, more than the "
+                f"key 'window': {self.window.width} samples, more than the "
                 f"{self.n_samples} of a waveform ('n_samples')",
             )
         n_base = max(1, round(self.baseline_window_ns * self.sampling_ghz))

@@ -203,15 +203,10 @@ def build(
     return builder.result()
 
 
-def window_samples(cfg: DatasetConfig) -> int:
-    """Samples of one classifier window."""
-    return cfg.window.before + 1 + cfg.window.after
-
-
 def window_problem(n_samples: int, cfg: DatasetConfig) -> str | None:
     """Why waveforms of `n_samples` cannot train the classifier (shorter than its window:
     the windows would be mostly copies of the edge samples), or None."""
-    width = window_samples(cfg)
+    width = cfg.window.width
     if n_samples >= width:
         return None
     return (
@@ -255,7 +250,7 @@ def batch_arrays(
     if truth is None:
         raise InputError(f"{batch.file}: the ML stage needs Monte Carlo truth")
     candidates = find_candidates(batch.waveforms, batch.baseline, batch.rms, cfg.candidates)
-    require_window_memory(int(ak.sum(ak.num(candidates, axis=1))), window_samples(cfg), held)
+    require_window_memory(int(ak.sum(ak.num(candidates, axis=1))), cfg.window.width, held)
     windows = slice_windows(batch.waveforms, batch.baseline, batch.rms, candidates, cfg.window)
     expected = expected_samples(truth, batch.sampling_ghz, cfg.match)
     match = match_peaks(candidates, expected, truth.electron_primary, cfg.match)
