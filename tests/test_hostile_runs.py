@@ -120,6 +120,18 @@ def test_recursive_or_deep_yaml_is_one_line(capsys, tmp_path, text, expected):
     assert expected in err
 
 
+def test_python_tags_are_refused_in_one_line(capsys, tmp_path):
+    tag = '!!python/object/apply:os.system ["touch pwned"]'
+    path = write(tmp_path / "s.yaml", f"schema_version: 1\nname: t\nsimulate: {tag}\n")
+    code, _, err = cli(capsys, "validate", path)
+    assert_one_line_error(code, err)
+    assert "s.yaml:3: YAML syntax error: could not determine a constructor" in err
+    code, _, err = cli(capsys, "validate", tiny(tmp_path), "--set", f"simulate={tag}")
+    assert_one_line_error(code, err)  # not YAML for the safe loader: taken as a string
+    assert "--set simulate: simulate = '!!python" in err
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_error_messages_do_not_repr_huge_values(capsys, tmp_path):
     big = "[" + ", ".join(["1.5"] * 50000) + "]"
     code, _, err = cli(capsys, "validate", tiny(tmp_path), "--set", f"simulate.n_waveforms={big}")

@@ -49,8 +49,7 @@ MAX_DEPTH = 50
 def parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     """YAML -> (data, {key path: 1-based line}); syntax errors name the line. The size of
     the text, its expansion through aliases and its nesting are bounded."""
-    node = compose_bounded(text, source)
-    data = yaml.SafeLoader(text).get_single_data() if node is not None else None
+    data, node = load_bounded(text, source)
     lines: dict[tuple[str, ...], int] = {}
     try:
         _record_lines(node, (), lines)
@@ -67,28 +66,37 @@ def parse_yaml(text: str, source: str) -> tuple[Any, dict[tuple[str, ...], int]]
     return data, lines
 
 
-def compose_bounded(text: str, source: str) -> yaml.Node | None:
-    """The YAML node graph of `text`, refused (`SteeringError`) when the text, its
-    expansion through aliases or its nesting exceeds the bounds above."""
+class YAMLSyntaxError(SteeringError):
+    """Text that is not YAML, or YAML that the safe loader does not construct (tags)."""
+
+
+def load_bounded(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """(data, node graph) of `text`, parsed once; refused (`SteeringError`) when the text,
+    its expansion through aliases or its nesting exceeds the bounds above, and
+    (`YAMLSyntaxError`) when it is not valid YAML for the safe loader."""
     if len(text) > MAX_TEXT:
         raise SteeringError(
             f"{source}: {len(text)} characters; a steering file holds at most {MAX_TEXT}"
         )
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
+        expanded_size(node, source)  # before construction expands the aliases
+        data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}" if mark else source
         problem = _clip(str(exc.problem or exc))
-        raise SteeringError(f"{where}: YAML syntax error: {problem}") from None
+        raise YAMLSyntaxError(f"{where}: YAML syntax error: {problem}") from None
     except yaml.YAMLError as exc:
-        raise SteeringError(f"{source}: YAML error: {_clip(str(exc))}") from None
+        raise YAMLSyntaxError(f"{source}: YAML error: {_clip(str(exc))}") from None
     except RecursionError:
         raise SteeringError(
             f"{source}: YAML nested too deeply (at most {MAX_DEPTH} levels)"
         ) from None
-    expanded_size(node, source)
-    return node
+    finally:
+        loader.dispose()
+    return data, node
 
 
 def expanded_size(node: yaml.Node | None, source: str) -> int:
@@ -166,12 +174,9 @@ def apply_override(raw: dict[str, Any], item: str) -> None:
     if not sep or not key.strip():
         raise SteeringError(f"--set {_short(item)}: expected dotted.key=value")
     try:
-        parsed = compose_bounded(text, f"--set {key.strip()[:60]}") if text.strip() else None
-        value = yaml.SafeLoader(text).get_single_data() if parsed is not None else None
-    except SteeringError as exc:
-        if "YAML syntax error" not in str(exc) and "YAML error" not in str(exc):
-            raise
-        value = text
+        value = load_bounded(text, f"--set {key.strip()[:60]}")[0] if text.strip() else None
+    except YAMLSyntaxError:
+        value = text  # not YAML: the text itself
     parts = key.strip().split(".")
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
