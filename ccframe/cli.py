@@ -24,13 +24,10 @@ def _echo(message: str) -> None:
     click.echo(message, err=True)
 
 
-_verbosity = {"level": 1}  # 0 quiet, 1 progress, 2 verbose (set by the group's options)
-
-
 def _progress(message: str) -> None:
-    """Progress: stdout (so that `ccframe run ... > log` keeps it), unless --quiet."""
-    if _verbosity["level"] >= 1:
-        click.echo(message)
+    """Progress: the library's log at INFO, which `_OneLineHandler` prints on stdout (so that
+    `ccframe run ... > log` keeps it) unless --quiet raised the level."""
+    logging.getLogger("ccframe").info(message)
 
 
 def _validated(model: Any, values: dict[str, Any]) -> Any:
@@ -64,7 +61,6 @@ def cli(quiet: bool, verbose: bool) -> None:
     Start with `ccframe run steering/quickstart.yaml`. Progress goes to stdout, warnings
     and errors to stderr.
     """
-    _verbosity["level"] = 0 if quiet else 2 if verbose else 1
     logging.getLogger("ccframe").setLevel(
         logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     )
