@@ -41,6 +41,7 @@ from ccframe.ml.runtime import configure
 from ccframe.ml.train import expected_initial_loss, fit
 from ccframe.reco.config import TraditionalConfig
 from ccframe.resources import require_memory
+from ccframe.runfolder.artifacts import ROC, history
 
 WRITE_CHUNK = 10_000
 
@@ -150,7 +151,7 @@ def train_classifier(
         metrics,
         "classifier",
         expected_initial_loss(ccfg.loss, y[train], ccfg.focal_gamma),
-        run_dir / "history_classifier.csv",
+        run_dir / history("classifier"),
         log,
     )
     return model, result.summary() | {"parameters": model.count_params()}
@@ -177,7 +178,7 @@ def train_counter(
         [keras.metrics.MeanAbsoluteError(name="mae_scaled")],
         "counter",
         expected_initial_loss(cfg.counter.loss, y[train]),
-        run_dir / "history_counter.csv",
+        run_dir / history("counter"),
         log,
     )
     info = result.summary() | {"parameters": model.count_params(), "count_scale": scale}
@@ -263,7 +264,7 @@ def train_chain(
         "timing": {k: round(v, 2) for k, v in timing.items()},
     }
     metrics = json_ready(metrics)
-    write_roc(run_dir / "roc_test.csv", evaluate.roc_table(scores[test], y[test]))
+    write_roc(run_dir / ROC, evaluate.roc_table(scores[test], y[test]))
     target = run_dir / cfg.output
     write_tree(target, "predictions", prediction_chunks(ds, scores, accept, n_ml))
     log(format_ml(metrics, target))

@@ -19,6 +19,7 @@ from ccframe.pid.config import PidConfig
 from ccframe.pid.separation import bootstrap_separation, poisson_separation, truncated_per_cm
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.traditional import reconstruct
+from ccframe.runfolder.artifacts import PID, PID_TABLE, PID_TRACKS_TREE
 from ccframe.simulate import physics
 from ccframe.simulate.config import SimulateConfig
 from ccframe.simulate.generator import Simulator
@@ -160,9 +161,9 @@ def run_pid(
     log(f"pid: counted with {', '.join(methods)} in {time.perf_counter() - t0:.1f} s")
     tracks = track_table(cells, cfg, methods)
     rows = separations(tracks, cfg, methods, sim, steering.seed)
-    write_tree(run_dir / "pid.root", "tracks", [tracks])
-    write_json(run_dir / "pid.json", rows)
-    write_csv(run_dir / "pid.csv", rows)
+    write_tree(run_dir / PID_TRACKS_TREE, "tracks", [tracks])
+    write_json(run_dir / PID, rows)
+    write_csv(run_dir / PID_TABLE, rows)
     log(format_pid(rows, methods))
     return rows
 

@@ -24,6 +24,7 @@ from ccframe.reco.traditional import (
     tree_chunk,
 )
 from ccframe.reco.tune import tune
+from ccframe.runfolder.artifacts import TUNE_TABLE
 
 
 def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log) -> dict:
@@ -32,7 +33,7 @@ def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path,
     batches = list(iter_batches(limited, files))
     tuned, table = tune(batches, cfg)
     write_text(run_dir / cfg.output, yaml.safe_dump(tuned, sort_keys=False))
-    write_csv(run_dir / "tune.csv", table)
+    write_csv(run_dir / TUNE_TABLE, table)
     cal = tuned["calibration"]
     log(
         f"tune: {cal['grid_points']} points on {cal['waveforms']} waveforms -> "

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ccframe.errors import InputError, SteeringError
+from ccframe.ml.config import MLConfig
+from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.steering.schema import Steering
 
 STEERING = "steering.yaml"
@@ -63,8 +65,7 @@ class Artifacts:
 
     @property
     def tuned(self) -> Path:
-        tune = self.steering.tune
-        return self.path(tune.output if tune is not None else "tuned.yaml")
+        return self.path((self.steering.tune or TuneConfig()).output)
 
     @property
     def thresholds(self) -> Path:
@@ -72,13 +73,11 @@ class Artifacts:
 
     @property
     def traditional(self) -> Path:
-        trad = self.steering.traditional
-        return self.path(trad.output if trad is not None else "traditional.root")
+        return self.path((self.steering.traditional or TraditionalConfig()).output)
 
     @property
     def predictions(self) -> Path:
-        ml = self.steering.ml
-        return self.path(ml.output if ml is not None else "predictions.root")
+        return self.path((self.steering.ml or MLConfig()).output)
 
     @property
     def inferred(self) -> Path | None:

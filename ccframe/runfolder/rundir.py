@@ -24,17 +24,16 @@ from typing import IO, Any
 from ccframe import __version__
 from ccframe.errors import OutputError
 from ccframe.io.atomic import HOST, remove_stale_temporaries, watch_outputs, write_json, write_text
+from ccframe.runfolder.artifacts import STATUS, STEERING
 from ccframe.steering.loader import dump_steering
 from ccframe.steering.schema import Steering
 
 log = logging.getLogger("ccframe")
 
-STATUS_FILE = "run.json"
-STEERING_FILE = "steering.yaml"
 LOCK_FILE = ".ccframe.lock"
 # A folder holding trial.json and only these is a sweep trial waiting to run.
 TRIAL_INPUTS = frozenset(
-    {"steering.yaml", "trial.json", "trial.log", "resources.json", "trial.out", "trial.err"}
+    {STEERING, "trial.json", "trial.log", "resources.json", "trial.out", "trial.err"}
 )
 LIBRARIES = (
     "numpy",
@@ -118,7 +117,7 @@ class FolderLock:
 def read_status(folder: Path) -> dict[str, Any] | None:
     """run.json of a run folder, with a `running` status whose process is gone (its lock is
     free) reported as `interrupted`; None when there is no run.json."""
-    status = folder / STATUS_FILE
+    status = folder / STATUS
     if not status.is_file():
         return None
     try:
@@ -128,6 +127,11 @@ def read_status(folder: Path) -> dict[str, Any] | None:
     if record.get("status") == "running" and not FolderLock(folder).held_elsewhere():
         record["status"] = "interrupted"
     return record
+
+
+def is_pending_trial(entries: set[str]) -> bool:
+    """Whether a folder holding these names is a sweep trial waiting to run."""
+    return "trial.json" in entries and entries <= TRIAL_INPUTS
 
 
 def describe_writer(record: dict[str, Any] | None) -> str:
@@ -178,12 +182,15 @@ class RunDir:
             self._lock.release()
             raise
 
+    def _entries(self) -> set[str]:
+        return {p.name for p in self.path.iterdir()} - {LOCK_FILE}
+
     def _clear(self, force: bool) -> None:
-        entries = {p.name for p in self.path.iterdir()} - {LOCK_FILE}
+        entries = self._entries()
         if not entries:
             return
-        if "trial.json" in entries and entries <= TRIAL_INPUTS:
-            self._replaceable = {STEERING_FILE}  # a sweep trial waiting to run: the sweep's
+        if is_pending_trial(entries):
+            self._replaceable = {STEERING}  # the sweep wrote it
             return
         self._refuse_foreign()
         previous = read_status(self.path) or {}
@@ -202,7 +209,7 @@ class RunDir:
                 "ccframe), so --force cannot tell them from your files; remove the folder "
                 "yourself"
             )
-        self._remove([*map(str, outputs), STEERING_FILE, STATUS_FILE])
+        self._remove([*map(str, outputs), STEERING, STATUS])
         kept = sorted(str(p.relative_to(self.path)) for p in self._files())
         if kept:
             more = ", ..." if len(kept) > 5 else ""
@@ -216,10 +223,8 @@ class RunDir:
 
     def _refuse_foreign(self) -> None:
         """A folder with files but no run.json (and not a sweep trial) is not ccframe's."""
-        entries = {p.name for p in self.path.iterdir()} - {LOCK_FILE}
-        if not entries or STATUS_FILE in entries:
-            return
-        if "trial.json" in entries and entries <= TRIAL_INPUTS:
+        entries = self._entries()
+        if not entries or STATUS in entries or is_pending_trial(entries):
             return
         listed = ", ".join(sorted(entries)[:5]) + (", ..." if len(entries) > 5 else "")
         raise OutputError(
@@ -267,7 +272,7 @@ class RunDir:
         }
         self._watch = watch_outputs(self._on_write)
         self._watch.__enter__()
-        write_text(self.path / STEERING_FILE, dump_steering(steering))
+        write_text(self.path / STEERING, dump_steering(steering))
         self._write_status()
 
     def _on_write(self, target: Path, event: str) -> None:
@@ -276,7 +281,7 @@ class RunDir:
             name = str(Path(os.path.abspath(target)).relative_to(os.path.abspath(self.path)))
         except ValueError:
             return  # not in this run folder (a cache, another file)
-        if name == STATUS_FILE:
+        if name == STATUS:
             return
         if event == "before":
             mine = name in self._outputs or name in self._replaceable
@@ -291,7 +296,7 @@ class RunDir:
             self._write_status()
 
     def _write_status(self) -> None:
-        write_json(self.path / STATUS_FILE, self._record)
+        write_json(self.path / STATUS, self._record)
 
     @property
     def record(self) -> dict[str, Any]:
