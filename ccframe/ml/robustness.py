@@ -26,8 +26,8 @@ from ccframe.ml.chain import Chain
 from ccframe.ml.config import RobustnessConfig
 from ccframe.ml.dataset import TEST
 from ccframe.reco.config import TraditionalConfig
-from ccframe.reco.stage import load_thresholds
-from ccframe.reco.traditional import config_with_thresholds, reconstruct
+from ccframe.reco.stage import load_thresholds, resolve_traditional
+from ccframe.reco.traditional import reconstruct
 from ccframe.runfolder.artifacts import ROBUSTNESS, ROBUSTNESS_TABLE, Artifacts
 
 
@@ -135,13 +135,14 @@ def run_robustness(run_dir: Path, cfg: RobustnessConfig, log: Log) -> list[dict[
 
 
 def traditional_of_run(artifacts: Artifacts) -> TraditionalConfig:
-    """The traditional settings a run used: its tune stage's thresholds, else the copy of
-    `traditional.thresholds` in the run folder, else its steering file's."""
+    """The traditional settings a run used, resolved as the run resolved them
+    (`resolve_traditional`): the copy of `traditional.thresholds` in the run folder, else its
+    tune stage's thresholds, else its steering file's."""
     cfg = artifacts.steering.traditional or TraditionalConfig()
-    for source in (artifacts.tuned, artifacts.thresholds):
-        if source.is_file():
-            return config_with_thresholds(cfg, load_thresholds(str(source)))
-    return cfg
+    copy = artifacts.thresholds
+    cfg = cfg.model_copy(update={"thresholds": str(copy) if copy.is_file() else None})
+    tuned = load_thresholds(str(artifacts.tuned)) if artifacts.tuned.is_file() else None
+    return resolve_traditional(cfg, tuned)
 
 
 def robustness(
