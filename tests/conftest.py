@@ -156,3 +156,26 @@ TINY_OVERRIDES = (
 def set_args(*overrides: str) -> list[str]:
     """`--set KEY=VALUE` pairs for the command line."""
     return [a for item in overrides for a in ("--set", item)]
+
+
+def small_steering(
+    tmp_path: Path,
+    name: str = "tiny",
+    output: str = "run",
+    n: int = 50,
+    seed: int = 5,
+    **sections,
+) -> Path:
+    """A steering file simulating `n` waveforms in one chunk (run folder tmp_path/output),
+    with more top-level sections."""
+    steering = {
+        "schema_version": 1,
+        "name": name,
+        "seed": seed,
+        "output": str(tmp_path / output),
+        "simulate": {"n_waveforms": n, "chunk_size": min(n, 100)},
+        **sections,
+    }
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(steering, sort_keys=False))
+    return path

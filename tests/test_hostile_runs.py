@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 import uproot
-import yaml
-from conftest import REPO
+from conftest import REPO, small_steering
 from test_cli import assert_one_line_error, cli, snapshot
 
 from ccframe.resources import available_memory, free_disk
@@ -75,15 +74,7 @@ def write(path: Path, text: str) -> Path:
 
 
 def tiny(tmp_path: Path, **sections) -> Path:
-    steering = {
-        "schema_version": 1,
-        "name": "tiny",
-        "seed": 5,
-        "output": str(tmp_path / "run"),
-        "simulate": {"n_waveforms": 50, "chunk_size": 50},
-        **sections,
-    }
-    return write(tmp_path / "tiny.yaml", yaml.safe_dump(steering, sort_keys=False))
+    return small_steering(tmp_path, **sections)
 
 
 # --- steering files that explode --------------------------------------------------------
