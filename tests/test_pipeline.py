@@ -5,13 +5,17 @@ with the final status, progress on stdout."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
-from conftest import small_steering
+from conftest import TINY_ML, small_steering
 from test_cli import cli
+
+import ccframe.pipeline.run as pipeline_run
 
 RENAMED = {
     "traditional": {"output": "trad_counts.root"},
@@ -28,6 +32,57 @@ RENAMED = {
 
 def steering(tmp_path: Path, **sections) -> Path:
     return small_steering(tmp_path, "stages", "stages", n=300, seed=4, **sections)
+
+
+@pytest.mark.slow
+def test_one_read_of_the_input_serves_read_traditional_and_the_ml_dataset(
+    capsys, tmp_path, monkeypatch
+):
+    reads: list[int] = []
+    real = pipeline_run.iter_batches
+
+    def counted(data, files):
+        reads.append(1)
+        return real(data, files)
+
+    monkeypatch.setattr(pipeline_run, "iter_batches", counted)
+    ml = {**TINY_ML, "dataset": {"cache": False}}
+    code, out, err = cli(capsys, "run", steering(tmp_path, traditional={}, ml=ml))
+    assert code == 0, err
+    assert reads == [1]
+    metrics = json.loads((tmp_path / "stages" / "metrics.json").read_text())
+    # the ML stage's traditional counts are the traditional stage's, not a second reconstruction
+    trad = metrics["traditional"]["count"]
+    assert metrics["ml"]["count_test"]["traditional"]["overall"]["waveforms"] <= trad["waveforms"]
+    assert "read:" in out and "traditional:" in out and "ml: test split" in out
+
+
+@pytest.mark.slow
+def test_renamed_outputs_are_found_and_the_folder_is_relocatable(capsys, tmp_path, monkeypatch):
+    ml = {**TINY_ML, "output": "ml_counts.root", "dataset": {"cache": False}}
+    code, _, err = cli(capsys, "run", steering(tmp_path, ml=ml, **RENAMED))
+    assert code == 0, err
+    run = tmp_path / "stages"
+    names = {p.name for p in run.iterdir()}
+    assert {"trad_counts.root", "thresholds_tuned.yaml", "ml_counts.root"} <= names
+    assert not {"traditional.root", "tuned.yaml", "predictions.root"} & names
+    plots = {p.name for p in (run / "plots").iterdir()}
+    assert "roc.png" in plots and any(n.startswith("robustness_noise") for n in plots)
+    report = (run / "report.html").read_text()
+    status = json.loads((run / "run.json").read_text())
+    assert status["status"] == "done" and "running" not in report  # written with the final status
+
+    # move the run folder and work from elsewhere: plot and robustness still find everything
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(run, moved)
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    (moved / "robustness.json").unlink()
+    code, _, err = cli(capsys, "robustness", "moved", "--noise", "1.5", "--max-events", "40")
+    assert code == 0, err
+    code, _, err = cli(capsys, "plot", "moved", "--format", "png", "--events", "1")
+    assert code == 0, err
+    assert any(p.name.startswith("robustness_noise") for p in (moved / "plots").iterdir())
 
 
 def test_thresholds_of_another_run_are_copied_into_the_run_folder(capsys, tmp_path):
