@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -155,16 +156,20 @@ class Pulse(Section):
 
 
 class Noise(Section):
-    """Gaussian noise, coloured by a band-power template (or white), scaled to rms_mv."""
+    """Gaussian noise scaled to rms_mv, white or with a spectrum: `coloured` uses the
+    band-power template, `measured` a power spectrum given at measured_mhz (written by
+    `ccframe calibrate`, docs/calibration.md)."""
 
     rms_mv: float = Field(1.0, ge=0.0)
-    spectrum: Literal["coloured", "white"] = "coloured"
+    spectrum: Literal["coloured", "white", "measured"] = "coloured"
     band_power: list[float] = Field(
         default=[1.9, 0.70, 0.44, 0.48, 0.33, 0.24, 0.19, 0.14, 0.07, 0.01], min_length=1
     )
     band_width_mhz: PositiveFloat = 100.0
     low_frequency_excess: float = Field(4.0, ge=0.0)
     low_frequency_cut_mhz: float = Field(20.0, ge=0.0)
+    measured_mhz: list[float] = Field(default_factory=list, max_length=100_000)
+    measured_power: list[float] = Field(default_factory=list, max_length=100_000)
 
     @field_validator("band_power")
     @classmethod
@@ -172,6 +177,20 @@ class Noise(Section):
         if any(p < 0 for p in v) or sum(v) <= 0:
             raise ValueError("band_power needs non-negative values with a positive sum")
         return v
+
+    @model_validator(mode="after")
+    def _measured(self) -> Noise:
+        f, p = self.measured_mhz, self.measured_power
+        if len(f) != len(p):
+            raise ValueError("measured_mhz and measured_power need the same length")
+        if self.spectrum == "measured":
+            if len(f) < 2:
+                raise ValueError("spectrum: measured needs measured_mhz and measured_power")
+            if any(b <= a for a, b in pairwise(f)) or f[0] < 0:
+                raise ValueError("measured_mhz must be non-negative and strictly increasing")
+            if any(x < 0 for x in p) or sum(p) <= 0:
+                raise ValueError("measured_power needs non-negative values with a positive sum")
+        return self
 
 
 class Digitization(Section):

@@ -14,7 +14,7 @@ import numpy as np
 
 from ccframe.simulate import physics
 from ccframe.simulate.batch import SimBatch
-from ccframe.simulate.config import SimulateConfig
+from ccframe.simulate.config import Noise, SimulateConfig
 from ccframe.simulate.synthesis import add_pulses
 
 BLOCK = 256
@@ -31,6 +31,24 @@ class _Prepared:
     noise_filter: np.ndarray | None
     main_scale: float
     tail_scale: float
+
+
+def shaping_filter(n_samples: int, sampling_ghz: float, noise: Noise) -> np.ndarray | None:
+    """The noise's amplitude filter on the rfft bins, None for white noise."""
+    if noise.spectrum == "coloured":
+        return physics.noise_filter(
+            n_samples,
+            sampling_ghz,
+            noise.band_power,
+            noise.band_width_mhz,
+            noise.low_frequency_excess,
+            noise.low_frequency_cut_mhz,
+        )
+    if noise.spectrum == "measured":
+        return physics.measured_noise_filter(
+            n_samples, sampling_ghz, noise.measured_mhz, noise.measured_power
+        )
+    return None
 
 
 class Simulator:
@@ -63,18 +81,7 @@ class Simulator:
                 config.drift.sigma_ns,
                 r_max_cm=det.tube_radius_cm,
             ),
-            noise_filter=(
-                physics.noise_filter(
-                    self.n_samples,
-                    det.sampling_ghz,
-                    noise.band_power,
-                    noise.band_width_mhz,
-                    noise.low_frequency_excess,
-                    noise.low_frequency_cut_mhz,
-                )
-                if noise.spectrum == "coloured"
-                else None
-            ),
+            noise_filter=shaping_filter(self.n_samples, det.sampling_ghz, noise),
             main_scale=norm * (1.0 - pulse.ion_tail_fraction) / (pulse.fall_ns - pulse.rise_ns),
             tail_scale=norm * pulse.ion_tail_fraction / tail_integral,
         )

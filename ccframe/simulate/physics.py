@@ -123,18 +123,37 @@ def noise_filter(
     low_frequency_excess: float,
     low_frequency_cut_mhz: float,
 ) -> np.ndarray:
-    """Amplitude filter |H_k| on the rfft bins, normalised so that shaped unit white noise
-    keeps unit variance. The DC bin is zero: the baseline is set separately."""
+    """Amplitude filter |H_k| on the rfft bins for the band-power template, normalised so
+    that shaped unit white noise keeps unit variance. The DC bin is zero: the baseline is
+    set separately."""
     freq_mhz = np.fft.rfftfreq(n_samples, d=1.0 / (sampling_ghz * 1000.0))
     band = np.minimum((freq_mhz / band_width_mhz).astype(np.int64), len(band_power) - 1)
     power = np.asarray(band_power, dtype=np.float64)[band]
     power = np.where(freq_mhz < low_frequency_cut_mhz, power * low_frequency_excess, power)
+    return normalised_filter(power, n_samples)
+
+
+def measured_noise_filter(
+    n_samples: int, sampling_ghz: float, measured_mhz: list[float], measured_power: list[float]
+) -> np.ndarray:
+    """Amplitude filter for a measured power spectrum, linearly interpolated onto the rfft
+    bins (held at its end values outside the measured range), normalised like
+    `noise_filter`."""
+    freq_mhz = np.fft.rfftfreq(n_samples, d=1.0 / (sampling_ghz * 1000.0))
+    power = np.interp(freq_mhz, measured_mhz, measured_power)
+    return normalised_filter(power, n_samples)
+
+
+def normalised_filter(power: np.ndarray, n_samples: int) -> np.ndarray:
+    """sqrt(power) on the rfft bins of an n-sample waveform, with DC removed and scaled so
+    that filtered unit white noise has unit variance."""
+    power = np.array(power, dtype=np.float64)
     power[0] = 0.0
-    weight = np.full(freq_mhz.size, 2.0)  # each rfft bin stands for +f and -f ...
+    weight = np.full(power.size, 2.0)  # each rfft bin stands for +f and -f ...
     weight[0] = 1.0
     if n_samples % 2 == 0:
         weight[-1] = 1.0  # ... except DC and Nyquist
     total = np.sum(weight * power) / n_samples
     if total <= 0:
-        raise ValueError("noise band_power is zero at every frequency below Nyquist")
+        raise ValueError("noise power is zero at every frequency below Nyquist")
     return np.sqrt(power / total)

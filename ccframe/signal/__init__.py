@@ -1,0 +1,1 @@
+"""Signal measurements on waveform batches shared by calibration and comparison."""
