@@ -18,10 +18,15 @@ the HTCondor submit files, DAGs and shell scripts that sweeps render, and in fil
 class Section(BaseModel):
     """A steering-file section: unknown keys are errors, no silent type coercion
     (YAML already gives numbers, booleans and strings their types), finite numbers only,
-    no control characters in strings."""
+    no control characters in strings. Each key is documented by the string literal below
+    it (its description, shown by `ccframe validate --explain` and in the JSON schema)."""
 
     model_config = ConfigDict(
-        extra="forbid", validate_assignment=True, strict=True, allow_inf_nan=False
+        extra="forbid",
+        validate_assignment=True,
+        strict=True,
+        allow_inf_nan=False,
+        use_attribute_docstrings=True,
     )
 
     @field_validator("*", mode="after")
