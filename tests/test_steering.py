@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
+import yaml
 from conftest import REPO
 
+from ccframe.cli import main
 from ccframe.errors import SteeringError
 from ccframe.steering.loader import dump_steering, load_steering
 from ccframe.steering.schema import SCHEMA_VERSION, Steering
@@ -242,3 +247,110 @@ def test_tube_radius_beyond_drift_table_is_refused(tmp_path):
     path.write_text("schema_version: 1\nname: t\nsimulate:\n  detector: {tube_radius_cm: 0.9}\n")
     with pytest.raises(SteeringError, match="exceeds the x-t table"):
         load_steering(path)
+
+
+# ---- every key described: --explain, the JSON schema for editors --------------------------
+
+SCHEMA_FILE = REPO / "steering" / "ccframe.schema.json"
+
+
+def test_every_key_has_a_description():
+    """Each field of every section reachable from Steering documents itself (the string
+    literal below it); a key holding a section may rely on the section's docstring."""
+    from ccframe.steering.explain import iter_fields, undocumented
+
+    assert len(list(iter_fields())) > 150
+    missing = undocumented()
+    assert not missing, (
+        f"steering keys without a description: {', '.join(missing)}; add a docstring line "
+        'below each field (e.g. `"""[mV] Noise RMS of the simulated waveform."""`)'
+    )
+
+
+def test_units_in_key_names_agree_with_descriptions():
+    from ccframe.steering.explain import iter_fields, unit_disagreements, unit_of
+
+    assert unit_of("rms_mv") == "mV" and unit_of("c_sqrt_ns") == "sqrt(ns)"
+    assert unit_of("sampling_branch") is None
+    with_units = [key for key, _, name, _ in iter_fields() if unit_of(name)]
+    assert "simulate.pulse.amplitude_mv" in with_units and len(with_units) > 30
+    assert not unit_disagreements()
+
+
+def test_shipped_json_schema_is_current():
+    from ccframe.steering.explain import json_schema
+
+    assert SCHEMA_FILE.is_file()
+    shipped = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert shipped == json_schema(), (
+        "steering/ccframe.schema.json is stale: regenerate it with "
+        "`ccframe schema -o steering/ccframe.schema.json`"
+    )
+
+
+def test_json_schema_describes_keys_and_accepts_shipped_files():
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    amplitude = schema["$defs"]["Pulse"]["properties"]["amplitude_mv"]
+    assert amplitude["description"].startswith("[mV] ")
+    assert "\n" not in amplitude["description"]
+    validator = jsonschema.Draft7Validator(schema)
+    jsonschema.Draft7Validator.check_schema(schema)
+    for path in SHIPPED:
+        raw = yaml.safe_load(path.read_text())
+        errors = [e.message for e in validator.iter_errors(raw)]
+        assert not errors, (path.name, errors[:3])
+    bad = {"schema_version": 1, "name": "t", "simulate": {"pulse": {"amplitude_mv": "big"}}}
+    assert not validator.is_valid(bad)
+
+
+def test_schema_command_writes_the_shipped_schema(tmp_path, capsys):
+    out = tmp_path / "schema.json"
+    with pytest.raises(SystemExit) as info:
+        main(["schema", "-o", str(out)])
+    assert info.value.code == 0
+    assert out.read_text(encoding="utf-8") == SCHEMA_FILE.read_text(encoding="utf-8")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as info:
+        main(["schema"])
+    assert info.value.code == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(out.read_text())
+
+
+def test_validate_explain_lists_every_key_with_its_meaning(capsys):
+    from ccframe.steering.explain import description
+
+    quickstart = REPO / "steering" / "quickstart.yaml"
+    with pytest.raises(SystemExit) as info:
+        main(["validate", str(quickstart), "--print", "--explain"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith("output runs/quickstart)")  # the verdict line comes last
+    lines = out.splitlines()
+    amplitude = next(x for x in lines if x.startswith("simulate.pulse.amplitude_mv: 8.0 "))
+    assert re.search(r"8\.0 +# \[mV\] ", amplitude), amplitude
+    assert all(len(x) <= 100 for x in lines[:-1] if not x.startswith(("simulate.ionization",)))
+    # every resolved leaf key appears, with the first words of its description
+    steering = load_steering(quickstart)
+    flat = _flatten(steering.model_dump(mode="json"))
+    shown = {x.split(":", 1)[0] for x in lines if x and not x.startswith((" ", "#"))}
+    assert set(flat) <= shown, sorted(set(flat) - shown)[:5]
+    field = Steering.model_fields["seed"]
+    assert f"# {description(field).split()[0]}" in out
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict) and value and key != "truth":
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_validate_without_explain_prints_yaml(capsys):
+    quickstart = REPO / "steering" / "quickstart.yaml"
+    with pytest.raises(SystemExit):
+        main(["validate", str(quickstart), "--print"])
+    assert "# " not in capsys.readouterr().out.split("\n", 3)[0]

@@ -38,9 +38,9 @@ class CandidateConfig(_KernelSection):
     """
 
     min_amplitude_rms: float = Field(2.5, ge=0.0, le=1000.0)
-    """A[i] must exceed this many noise RMS."""
+    """[rms] A[i] must exceed this many noise RMS."""
     min_curvature_rms: float = Field(0.0, ge=0.0, le=1000.0)
-    """-D2s[i] must exceed this many noise RMS; 0 keeps only the sign test (D2s < 0)."""
+    """[rms] -D2s[i] must exceed this many noise RMS; 0 keeps only the sign test (D2s < 0)."""
     min_separation_samples: int = Field(0, ge=0, le=64)
     """Non-maximum suppression: a candidate is dropped if another candidate of the same
     waveform within this many samples has a higher sample value (ties: the earlier one
@@ -92,9 +92,9 @@ class D2Config(_KernelSection):
     """
 
     t1_rms: float = Field(3.0, ge=0.0, le=1000.0)
-    """T1: D1 counts only where A >= t1_rms * rms."""
+    """[rms] T1: D1 counts only where A >= t1_rms * rms."""
     t2_rms: float = Field(0.85, ge=0.0, le=1000.0)
-    """T2: a stretch emits a peak once its integral of D2 exceeds t2_rms * rms (mV)."""
+    """[rms] T2: a stretch emits a peak once its integral of D2 exceeds t2_rms * rms (mV)."""
 
 
 class WindowConfig(_KernelSection):
@@ -110,7 +110,7 @@ class WindowConfig(_KernelSection):
     normalization: Literal["rms", "fixed", "none"] = "rms"
     """What A is divided by: the waveform's noise RMS, `scale_mv`, or nothing."""
     scale_mv: float = Field(8.0, gt=0.0, le=1e6)
-    """Divisor (mV) for normalization `fixed`."""
+    """[mV] Divisor of A for normalization `fixed`."""
     edge: Literal["replicate", "zero"] = "replicate"
     """Samples outside the waveform: the edge sample's value, or 0."""
 
@@ -129,7 +129,7 @@ class MatchConfig(_KernelSection):
     tolerance_samples: float = Field(3.0, gt=0.0, le=1000.0)
     """Largest |peak - expected| (samples) of a match, inclusive."""
     delay_ns: float = Field(2.0, ge=-1000.0, le=1000.0)
-    """Electron arrival to pulse maximum (ns): 2.0 for the default 1 ns / 5 ns shaping."""
+    """[ns] Electron arrival to pulse maximum: 2.0 for the default 1 ns / 5 ns shaping."""
 
 
 class ClusterizeConfig(_KernelSection):
@@ -139,7 +139,7 @@ class ClusterizeConfig(_KernelSection):
     a new cluster."""
 
     c_sqrt_ns: float = Field(0.23, ge=0.0, le=10.0)
-    """c in sqrt(ns): 0.20-0.26 is typical for He/iC4H10 90/10; 0 makes every peak a cluster."""
+    """[sqrt(ns)] c: 0.20-0.26 is typical for He/iC4H10 90/10; 0 makes every peak a cluster."""
 
 
 class TimeListConfig(_KernelSection):

@@ -119,19 +119,36 @@ class ChainSettings:
             )
 
     def mismatch(self, file: str, sampling_ghz: float, n_samples: int) -> str | None:
-        """Why waveforms of `file` (rate, length) cannot go through this chain, or None."""
+        """Why waveforms of `file` (rate, length) cannot go through this chain, or None; the
+        message says which simulate: keys make training waveforms like the file's."""
         if not np.isclose(sampling_ghz, self.sampling_ghz, rtol=1e-6):
             return (
                 f"{file}: sampled at {sampling_ghz} GHz, the chain was trained at "
                 f"{self.sampling_ghz} GHz; refusing to apply it (set data.sampling_ghz if the "
-                "file states the wrong rate)"
+                f"file states the wrong rate). {retrain_hint(sampling_ghz, n_samples)}"
             )
         if n_samples != self.n_samples:
             return (
                 f"{file}: {n_samples} samples per waveform, the chain was trained on "
-                f"{self.n_samples} (its time list spans {self.n_samples / self.sampling_ghz:g} ns)"
+                f"{self.n_samples} (its time list spans {self.n_samples / self.sampling_ghz:g} "
+                f"ns). {retrain_hint(sampling_ghz, n_samples)}"
             )
         return None
+
+
+def retrain_hint(sampling_ghz: float, n_samples: int) -> str:
+    """What to set to train a chain on waveforms like the data's (rate, samples), in one
+    sentence: the simulate: keys and values, and `ccframe calibrate`."""
+    window_ns = n_samples / sampling_ghz
+    pretrigger = " (and simulate.detector.pretrigger_ns below it)" if window_ns <= 50 else ""
+    return (
+        f"To count these waveforms, train a chain on matching ones: set "
+        f"simulate.detector.sampling_ghz = {sampling_ghz:.10g} and simulate.detector.window_ns "
+        f"= {window_ns:.10g}{pretrigger} (window_ns x sampling_ghz = {n_samples} samples, as "
+        "in the data) and run again; `ccframe calibrate STEERING -o OUT.yaml`, its data: "
+        "section naming the file, writes such a simulate: section with the noise and pulse "
+        "shape fitted to the data"
+    )
 
 
 def invalid(where: str, detail: str) -> InputError:

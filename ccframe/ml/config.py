@@ -192,7 +192,7 @@ class RobustnessConfig(_MLSection):
     gain_factors: list[float] = Field(default=[0.5, 0.7, 0.85, 1.0], min_length=1)
     """Gas gain relative to the input's, in (0, 1] (noise cannot be taken out of a waveform)."""
     jitter_ns: list[float] = Field(default=[0.0, 1.0, 2.0, 5.0], min_length=1)
-    """Gaussian sigma of the per-waveform time shift, in ns (>= 0)."""
+    """[ns] Gaussian sigma of the per-waveform time shift (>= 0)."""
     max_events: PositiveInt = 3000
     """Test-split waveforms used."""
     seed: int = Field(7, ge=0)

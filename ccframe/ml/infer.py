@@ -17,16 +17,29 @@ from ccframe.logs import Log, Progress, with_progress
 from ccframe.ml.chain import Chain, accepted_counts, candidate_record
 from ccframe.reco.traditional import truth_branches
 
+TRUTH_TYPES = {
+    "momentum_gev": np.float64,
+    "pdg": np.int64,
+    "n_clusters_true": np.int64,
+    "n_electrons_true": np.int64,
+}
+"""Types of the truth branches, as the ml stage writes them in predictions.root."""
+
 
 def chunks(chain: Chain, batches: Iterator[Any], files: list[str]) -> Iterator[dict[str, Any]]:
-    """Per-waveform counts and the jagged `candidate` record of each batch."""
+    """Per-waveform counts and the jagged `candidate` record of each batch. `event_id` is
+    the input's, or the entry number where the input has none (as in the ml stage's
+    predictions.root)."""
     for batch in batches:
         out = chain.apply(batch)
         counts = np.diff(out["offsets"])
+        truth = truth_branches(batch.truth)
+        entry = np.asarray(batch.entry, dtype=np.int64)
         chunk: dict[str, Any] = {
             "file_index": np.full(len(batch), files.index(batch.file), dtype=np.int32),
-            "entry": batch.entry,
-            **truth_branches(batch.truth),
+            "entry": entry,
+            "event_id": np.asarray(truth.pop("event_id", entry), dtype=np.int64),
+            **{k: np.asarray(v, dtype=TRUTH_TYPES.get(k)) for k, v in truth.items()},
             "n_clusters_ml": out["n_clusters_ml"],
             "n_peaks": accepted_counts(out["offsets"], out["accept"]),
             "candidate": candidate_record(

@@ -22,7 +22,7 @@ class PidConfig(Section):
     species: list[Particle] = Field(default=["pi", "K"], min_length=2)
     """Particles simulated at every momentum."""
     momenta_gev: list[float] = Field(default=[1.0, 2.0, 3.0, 5.0, 10.0, 20.0], min_length=1)
-    """Track momenta in GeV/c."""
+    """[GeV/c] Track momenta."""
     pairs: list[Annotated[list[Particle], Field(min_length=2, max_length=2)]] = Field(
         default=[["K", "pi"]], min_length=1
     )

@@ -22,18 +22,34 @@ class Steering(Section):
     """A whole steering file. A stage runs when its section is present."""
 
     schema_version: Literal[1]
+    """Version of the steering format; 1 is the only one."""
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    """Name of the run (letters, digits, _ . -): the run folder is named after it."""
     seed: int = Field(42, ge=0, lt=2**63)
+    """Seed of every random choice of the run (simulation, splits, training): the same
+    seed and steering file give the same run."""
     output: str = "runs/{name}"
+    """The run folder, relative to the working directory; {name} is replaced by `name`."""
     data: DataConfig = DataConfig()
+    """The input: ROOT files to read and how; without data.files the simulate: stage's
+    output is the input."""
     simulate: SimulateConfig | None = None
+    """Stage simulate: waveforms with full Monte Carlo truth (sim.root)."""
     tune: TuneConfig | None = None
+    """Stage tune: grid scan of the traditional thresholds on the input (tuned.yaml)."""
     traditional: TraditionalConfig | None = None
+    """Stage traditional: DERIV or D2 + clusterization on every waveform (traditional.root)."""
     ml: MLConfig | None = None
+    """Stage ml: train and test the LSTM peak classifier and CNN cluster counter
+    (predictions.root)."""
     infer: InferConfig | None = None
+    """Stage infer: apply another run's trained chain to the input (inferred.root)."""
     robustness: RobustnessConfig | None = None
+    """Stage robustness: the chain and DERIV on smeared test waveforms (robustness.json)."""
     pid: PidConfig | None = None
+    """Stage pid: tracks through many cells and the separation power of each count."""
     plots: PlotsConfig | None = None
+    """Stage plots: every plot the run's outputs allow, and report.html."""
     sweep: SweepConfig | None = None
     """Read by `ccframe sweep` only; `ccframe run` ignores it."""
 

@@ -54,11 +54,12 @@ class Resources(_SweepSection):
     request_cpus: int = Field(1, gt=0, le=1024)
     """Cores per trial (OMP/TF threads follow it)."""
     request_memory_mb: PositiveInt = 4096
-    """Memory per trial, MB."""
+    """[MB] Memory per trial."""
     request_disk_mb: PositiveInt = 4096
-    """Scratch disk per trial, MB."""
+    """[MB] Scratch disk per trial."""
     max_runtime_s: PositiveInt | None = None
-    """A trial running longer is stopped (condor: removed; local: killed)."""
+    """[s] A trial running longer is stopped (condor: removed; local: killed); unset: no
+    limit."""
     retries: int = Field(1, ge=0, le=20)
     """DAG retries of a failed trial (condor)."""
     requirements: str | None = None
