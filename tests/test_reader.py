@@ -15,7 +15,7 @@ from hypothesis.extra.numpy import arrays
 from samples import make_samples
 
 from ccframe.errors import InputError
-from ccframe.io.config import TRUTH_NAMES, DataConfig
+from ccframe.io.config import TRUTH_CLUSTER, TRUTH_ELECTRON, TRUTH_EVENT, DataConfig
 from ccframe.io.reader import expand_files, iter_batches
 from ccframe.kernels.baseline import _baseline_rms, baseline_rms
 
@@ -94,7 +94,7 @@ def test_baseline_and_rms_match_numpy(sim_file, window_ns, n):
 
 def test_truth_auto_none_and_mapping(sim_file):
     auto = read_all(files=[str(sim_file)])[0].truth
-    assert set(auto.fields) == set(TRUTH_NAMES)
+    assert set(auto.fields) == set(TRUTH_EVENT + TRUTH_CLUSTER + TRUTH_ELECTRON)  # all simulated
     n_electrons, n_clusters = ak.to_numpy(auto.n_electrons), ak.to_numpy(auto.n_clusters)
     assert np.array_equal(ak.to_numpy(ak.num(auto.electron_time_ns)), n_electrons)
     assert np.array_equal(ak.to_numpy(ak.num(auto.cluster_size)), n_clusters)

@@ -1,9 +1,12 @@
 """Read waveforms and truth from ROOT trees with uproot, chunk by chunk, into typed batches.
 
-Every problem with an input (missing or corrupt file, missing tree or branch, a basket that
-fails to decompress or whose checksum does not match, wrong dtype or shape, empty tree,
-NaN/inf samples, a waveform that does not match its `<branch>_checksum`) is an `InputError`
-naming the file, tree, branch or entry and what was expected.
+A tree is a TTree or an RNTuple (`Ntuple`, which gives an RNTuple and its fields the TTree
+interface the reader uses; "branch" below means an RNTuple field as well). Every problem with
+an input (missing or corrupt file, missing tree or branch, a basket or page that fails to
+decompress or whose checksum does not match, wrong dtype or shape, empty tree, NaN/inf
+samples, a waveform that does not match its `<branch>_checksum`) is an `InputError` naming
+the file, tree, branch or entry and what was expected. An implausible conversion to mV
+(data.scale, offset_mv, polarity) is a warning (`ccframe.io.sanity`).
 """
 
 from __future__ import annotations
@@ -18,9 +21,13 @@ from typing import Any
 import awkward as ak
 import numpy as np
 import uproot
+import xxhash
+from uproot.interpretation.jagged import AsJagged
+from uproot.interpretation.numerical import AsDtype
 
 from ccframe.errors import CcframeError, InputError, closest
 from ccframe.io.config import TRUTH_NAMES, DataConfig
+from ccframe.io.sanity import warn_if_implausible
 from ccframe.kernels.baseline import baseline_rms
 from ccframe.kernels.checksum import checksum_branch, row_checksums
 from ccframe.resources import require_memory
@@ -78,8 +85,9 @@ def expand_files(patterns: list[str]) -> list[str]:
     return files
 
 
-def open_file(path: str) -> tuple[Any, list[str]]:
-    """Open a ROOT file with uproot; return it and the names of its TTrees."""
+def open_file(path: str) -> tuple[Any, dict[str, str]]:
+    """Open a ROOT file with uproot; return it and its TTrees and RNTuples (name -> "tree" or
+    "RNTuple")."""
     if not Path(path).is_file():
         raise InputError(f"{path}: file not found")
     try:
@@ -94,34 +102,170 @@ def open_file(path: str) -> tuple[Any, list[str]]:
         classes = file.classnames()
     except Exception as exc:
         raise InputError(f"{path}: corrupt ROOT file ({reason(exc)})") from None
-    trees = [k.split(";")[0] for k, cls in classes.items() if cls.startswith("TTree")]
-    return file, list(dict.fromkeys(trees))
-
-
-def rntuples(file: Any) -> list[str]:
-    """Names of the RNTuples in an open file (not readable by ccframe yet)."""
-    try:
-        classes = file.classnames()
-    except Exception as exc:
-        raise InputError(f"{file.file_path}: corrupt ROOT file ({reason(exc)})") from None
-    return [k.split(";")[0] for k, cls in classes.items() if "RNTuple" in cls]
+    tables: dict[str, str] = {}
+    for key, cls in classes.items():
+        if cls.startswith("TTree") or cls.endswith("RNTuple"):
+            tables.setdefault(key.split(";")[0], "tree" if cls.startswith("TTree") else "RNTuple")
+    return file, tables
 
 
 def open_tree(path: str, tree: str) -> Any:
-    """Open `path` and return its TTree `tree`, with a clear error for every failure."""
-    file, trees = open_file(path)
-    if tree not in trees:
-        if tree in rntuples(file):
-            raise InputError(
-                f"{path}: '{tree}' is an RNTuple; ccframe reads TTrees (convert it, or write "
-                "the file with uproot's mktree)"
-            )
-        listed = ", ".join(trees) if trees else "none"
-        raise InputError(f"{path}: no tree '{tree}'{closest(tree, trees)}; trees here: {listed}")
+    """Open `path` and return its TTree `tree`, or its RNTuple `tree` as an `Ntuple`, with a
+    clear error for every failure."""
+    file, tables = open_file(path)
+    if tree not in tables:
+        listed = ", ".join(n if k == "tree" else f"{n} ({k})" for n, k in tables.items())
+        raise InputError(
+            f"{path}: no tree '{tree}'{closest(tree, tables)}; trees here: {listed or 'none'}"
+        )
     try:
-        return file[tree]
+        return Ntuple(file[tree], path) if tables[tree] == "RNTuple" else file[tree]
     except Exception as exc:
-        raise InputError(f"{path}: cannot read tree '{tree}' ({reason(exc)})") from None
+        raise InputError(f"{path}: cannot read {tables[tree]} '{tree}' ({reason(exc)})") from None
+
+
+@dataclass(frozen=True)
+class NotNumeric:
+    """The interpretation of an RNTuple field that is no (array of) numbers: a string, a
+    record, or (`nested`) arrays of arrays of variable length."""
+
+    nested: bool = False
+
+
+def interpretation_of(form: Any) -> Any:
+    """An uproot TTree-like interpretation of an RNTuple field's awkward form: `AsDtype` for
+    numbers and fixed-size arrays (std::array), `AsJagged` for std::vector of numbers,
+    `NotNumeric` otherwise."""
+    shape: list[int] = []
+    while isinstance(form, ak.forms.RegularForm):
+        shape.append(form.size)
+        form = form.content
+    if isinstance(form, ak.forms.NumpyForm) and not form.parameters:
+        return AsDtype(np.dtype((form.primitive, (*shape, *form.inner_shape))))
+    if not shape and _is_list(form) and _depth(form.content) == 0:
+        return AsJagged(AsDtype(np.dtype(form.content.primitive)))
+    return NotNumeric(nested=_depth(form) is not None)
+
+
+def _is_list(form: Any) -> bool:
+    """A variable-length list (std::vector, not a string)."""
+    lists = ak.forms.ListOffsetForm | ak.forms.ListForm
+    return isinstance(form, lists) and form.parameters.get("__array__") is None
+
+
+def _depth(form: Any) -> int | None:
+    """Levels of lists or fixed-size arrays above plain numbers; None if no numbers below."""
+    levels = 0
+    while _is_list(form) or isinstance(form, ak.forms.RegularForm):
+        form, levels = form.content, levels + 1
+    plain = isinstance(form, ak.forms.NumpyForm) and not form.parameters and not form.inner_shape
+    return levels if plain else None
+
+
+class NtupleField:
+    """A top-level field of an RNTuple, with the part of uproot's TBranch interface that
+    ccframe uses (`name`, `typename`, `interpretation`, `array`)."""
+
+    def __init__(self, field: Any, ntuple: Ntuple) -> None:
+        self._field, self._ntuple = field, ntuple
+        self.name: str = field.name
+        self.typename: str = field.typename
+
+    @property
+    def interpretation(self) -> Any:
+        form, _ = self._field.to_akform()
+        return interpretation_of(form.contents[0])
+
+    def array(self, **options: Any) -> Any:
+        return self._field.array(**options)
+
+    def n_values(self) -> int:
+        """Numbers stored in the field (over all entries), from the page list without reading
+        a page; 0 when unknown."""
+        try:
+            pages = self._ntuple.pages(self.name, leaves=True)
+            return sum(abs(page.num_elements) for _, page in pages)
+        except Exception:  # an estimate only: a corrupt page list fails later, with its field
+            return 0
+
+
+class Ntuple:
+    """An RNTuple with the part of uproot's TTree interface that the reader uses (`name`,
+    `num_entries`, `keys`, `branches`, `in`, `[name]`, `iterate`), so that the rest of the
+    reader treats both alike. Its header and footer are read (and checked) here; `iterate`
+    checks the page checksums (which uproot does not) of what it reads."""
+
+    def __init__(self, ntuple: Any, path: str) -> None:
+        self._ntuple, self.path = ntuple, path
+        self.name: str = ntuple.name
+        self._keys: list[str] = list(ntuple.keys(recursive=False))
+        self.num_entries = int(ntuple.num_entries)
+
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    @property
+    def branches(self) -> list[NtupleField]:
+        """The top-level fields."""
+        return [self[name] for name in self._keys]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._keys
+
+    def __getitem__(self, name: str) -> NtupleField:
+        return NtupleField(self._ntuple[name], self)
+
+    def pages(self, name: str, leaves: bool = False, cluster: int | None = None) -> list[Any]:
+        """(column index, page description) of the pages of field `name` and its subfields
+        (`leaves`: only the subfields that hold the values), in one cluster or all."""
+        records = self._ntuple.field_records
+        ids = {self._ntuple[name].field_id}
+        while more := {i for i, r in enumerate(records) if r.parent_field_id in ids} - ids:
+            ids |= more  # the field and its subfields (a top-level field is its own parent)
+        if leaves:
+            ids -= {records[i].parent_field_id for i in ids if records[i].parent_field_id != i}
+        columns = [c.idx for c in self._ntuple.column_records if c.field_id in ids]
+        links = self._ntuple.page_link_list
+        clusters = links if cluster is None else [links[cluster]]
+        return [(col, page) for c in clusters for col in columns for page in c[col].pages]
+
+    def iterate(self, names: list[str], **options: Any) -> Iterator[ak.Array]:
+        """uproot's `iterate`, each chunk yielded once the checksums of its pages match."""
+        summaries = self._ntuple.cluster_summaries
+        cluster, start = 0, 0
+        for chunk in self._ntuple.iterate(names, **options):
+            start += len(chunk)
+            while cluster < len(summaries) and summaries[cluster].num_first_entry < start:
+                self._verify(names, cluster, summaries[cluster])
+                cluster += 1
+            yield chunk
+
+    def _verify(self, names: list[str], cluster: int, summary: Any) -> None:
+        """Compare the pages of `names` in one cluster with their stored xxhash3 checksums."""
+        source = self._ntuple.file.source
+        for name in names:
+            for _, page in self.pages(name, cluster=cluster):
+                where = page.locator
+                if not page.has_checksum or where.type != 0:  # 0: a page in this file
+                    continue
+                raw = source.chunk(where.offset, where.offset + where.num_bytes + 8).raw_data
+                data = raw.tobytes()
+                stored = int.from_bytes(data[-8:], "little")
+                if xxhash.xxh3_64_intdigest(data[:-8]) != stored:
+                    first = summary.num_first_entry
+                    entries = f"{first}..{first + summary.num_entries - 1}"
+                    problem = ValueError("a page does not match its checksum")
+                    raise InputError(unreadable(self.path, self, name, problem, entries))
+
+
+def kind_of(tree: Any) -> str:
+    """What `tree` is, for messages: "tree" (a TTree) or "RNTuple"."""
+    return "RNTuple" if isinstance(tree, Ntuple) else "tree"
+
+
+def part_of(tree_or_branch: Any) -> str:
+    """What the parts of a tree are, for messages: "branch" or "field" (of an RNTuple)."""
+    return "field" if isinstance(tree_or_branch, Ntuple | NtupleField) else "branch"
 
 
 def reason(exc: BaseException) -> str:
@@ -133,8 +277,8 @@ def unreadable(path: str, tree: Any, branch: str, exc: BaseException, entries: s
     """The message for a branch whose baskets cannot be read (decompression, checksum, ...)."""
     where = f" (entries {entries})" if entries else ""
     return (
-        f"{path}: tree '{tree.name}', branch '{branch}'{where}: corrupt or unreadable data "
-        f"({reason(exc)})"
+        f"{path}: {kind_of(tree)} '{tree.name}', {part_of(tree)} '{branch}'{where}: corrupt or "
+        f"unreadable data ({reason(exc)})"
     )
 
 
@@ -160,19 +304,26 @@ def failing_branch(tree: Any, names: list[str], start: int, stop: int) -> str | 
 def require_branch(tree: Any, name: str, path: str, what: str) -> Any:
     if name not in tree:
         raise InputError(
-            f"{path}: tree '{tree.name}' has no branch '{name}' ({what})"
+            f"{path}: {kind_of(tree)} '{tree.name}' has no {part_of(tree)} '{name}' ({what})"
             f"{closest(name, tree.keys())}"
         )
     return tree[name]
 
 
 def check_waveform_branch(branch: Any, path: str) -> None:
-    """The waveform branch must hold a numeric array (fixed-size or jagged) per entry."""
-    where = f"{path}: branch '{branch.name}'"
+    """The waveform branch (or RNTuple field) must hold a numeric array (fixed-size or jagged)
+    per entry."""
+    where = f"{path}: {part_of(branch)} '{branch.name}'"
     try:
         interp = branch.interpretation
     except Exception as exc:
         raise InputError(f"{where}: cannot interpret its type ({reason(exc)})") from None
+    several = (
+        f"{where} has type {branch.typename}, several arrays per entry; expected one array of "
+        "samples per entry (one channel per branch)"
+    )
+    if getattr(interp, "nested", False):  # an RNTuple's std::vector<std::vector<float>>, ...
+        raise InputError(several)
     inner = getattr(interp, "content", interp)  # AsJagged -> its content
     dtype = getattr(inner, "to_dtype", None)
     if dtype is None or dtype.base.kind not in "iuf":
@@ -180,10 +331,7 @@ def check_waveform_branch(branch: Any, path: str) -> None:
             f"{where} has type {branch.typename}; expected an array of numbers per entry"
         )
     if len(dtype.shape) > 1:
-        raise InputError(
-            f"{where} has type {branch.typename}, several arrays per entry; expected one "
-            "array of samples per entry (one channel per branch)"
-        )
+        raise InputError(several)
     fixed = dtype.shape != ()
     jagged = type(interp).__name__ == "AsJagged"
     if not (fixed or jagged):
@@ -204,7 +352,9 @@ def resolve_truth(tree: Any, data: DataConfig, path: str) -> dict[str, str]:
 
 
 def sampling_of(tree: Any, data: DataConfig, path: str) -> float:
-    """The sampling rate (GHz): data.sampling_ghz, else the file's sampling branch."""
+    """The sampling rate (GHz): data.sampling_ghz, else the file's sampling branch, whose
+    values are in data.sampling_unit (GHz, or ns per sample as the Garfield++ samples'
+    `sampling_rate`)."""
     if data.sampling_ghz is not None:
         return float(data.sampling_ghz)
     if data.sampling_branch not in tree:
@@ -226,6 +376,8 @@ def sampling_of(tree: Any, data: DataConfig, path: str) -> float:
             f"{path}: branch '{data.sampling_branch}' does not hold one positive sampling rate; "
             "set data.sampling_ghz (inspect: --sampling-ghz)"
         )
+    if data.sampling_unit == "ns_per_sample":
+        return 1.0 / float(values[0])
     return float(values[0])
 
 
@@ -237,7 +389,10 @@ def sample_layout(branch: Any, entries: int) -> tuple[int, int]:
     dtype = inner.to_dtype
     if dtype.shape != ():
         return int(np.prod(dtype.shape)), int(dtype.base.itemsize)
-    total = branch.member("fTotBytes", none_if_missing=True) or 0
+    if isinstance(branch, NtupleField):
+        total = branch.n_values() * dtype.itemsize
+    else:
+        total = branch.member("fTotBytes", none_if_missing=True) or 0
     return max(1, int(total) // max(entries, 1) // dtype.itemsize), int(dtype.itemsize)
 
 
@@ -256,15 +411,16 @@ def checksum_of(tree: Any, data: DataConfig, path: str) -> str | None:
     name = checksum_branch(data.waveform_branch)
     if name not in tree:
         return None
+    part = part_of(tree)
     try:
         dtype = getattr(tree[name].interpretation, "to_dtype", None)
     except Exception as exc:
         raise InputError(
-            f"{path}: branch '{name}': cannot interpret its type ({reason(exc)})"
+            f"{path}: {part} '{name}': cannot interpret its type ({reason(exc)})"
         ) from None
     if dtype is None or dtype.shape != () or dtype.kind != "u" or dtype.itemsize != 8:
         raise InputError(
-            f"{path}: branch '{name}' has type {tree[name].typename}; expected one uint64 "
+            f"{path}: {part} '{name}' has type {tree[name].typename}; expected one uint64 "
             f"checksum of '{data.waveform_branch}' per entry"
         )
     return name
@@ -286,8 +442,9 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
     tree = open_tree(path, data.tree)
     branch = require_branch(tree, data.waveform_branch, path, "data.waveform_branch")
     check_waveform_branch(branch, path)
+    words = (kind_of(tree), part_of(tree))
     if tree.num_entries == 0:
-        raise InputError(f"{path}: tree '{data.tree}' is empty (0 entries)")
+        raise InputError(f"{path}: {words[0]} '{data.tree}' is empty (0 entries)")
     sampling = sampling_of(tree, data, path)
     n_base = max(1, round(data.baseline_window_ns * sampling))
     truth_map = resolve_truth(tree, data, path)
@@ -303,12 +460,14 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
         for chunk in chunks:
             n = len(chunk)
             if checksum:
-                verify_checksums(chunk, data, path, checksum, start)
-            batch = _make_batch(chunk, path, data, sampling, n_base, truth_map, start)
+                verify_checksums(chunk, data, path, checksum, start, words)
+            batch = _make_batch(chunk, path, data, sampling, n_base, truth_map, start, words)
             if batch is not None:
-                if n_samples is not None and batch.n_samples != n_samples:
+                if n_samples is None:
+                    warn_if_implausible(batch, data)
+                elif batch.n_samples != n_samples:
                     raise InputError(
-                        f"{path}: branch '{data.waveform_branch}' entry {start} has "
+                        f"{path}: {words[1]} '{data.waveform_branch}' entry {start} has "
                         f"{batch.n_samples} samples, earlier entries {n_samples}; waveforms "
                         "must have equal length"
                     )
@@ -323,24 +482,32 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
         if culprit is not None:
             raise InputError(unreadable(path, tree, culprit, exc, f"{start}..{end - 1}")) from None
         raise InputError(
-            f"{path}: cannot read entries from {start} of tree '{data.tree}' ({reason(exc)})"
+            f"{path}: cannot read entries from {start} of {words[0]} '{data.tree}' ({reason(exc)})"
         ) from None
 
 
-def verify_checksums(chunk: ak.Array, data: DataConfig, path: str, name: str, start: int) -> None:
-    """Compare the raw waveforms of a chunk with their stored checksums."""
-    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start)
+def verify_checksums(
+    chunk: ak.Array,
+    data: DataConfig,
+    path: str,
+    name: str,
+    start: int,
+    words: tuple[str, str] = ("tree", "branch"),
+) -> None:
+    """Compare the raw waveforms of a chunk with their stored checksums. `words`: what the
+    file holds, ("tree", "branch") or ("RNTuple", "field"), for messages."""
+    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start, words[1])
     try:
         computed = row_checksums(waves)
     except ValueError as exc:
         raise InputError(
-            f"{path}: branch '{name}' cannot check '{data.waveform_branch}' ({exc})"
+            f"{path}: {words[1]} '{name}' cannot check '{data.waveform_branch}' ({exc})"
         ) from None
     stored = ak.to_numpy(chunk[name]).astype(np.uint64, copy=False)
     bad = np.flatnonzero(computed != stored)
     if bad.size:
         raise InputError(
-            f"{path}: tree '{data.tree}' entry {start + int(bad[0])}: branch "
+            f"{path}: {words[0]} '{data.tree}' entry {start + int(bad[0])}: {words[1]} "
             f"'{data.waveform_branch}' does not match its checksum in '{name}' ({bad.size} such "
             "entries in this chunk); the file is corrupt"
         )
@@ -354,11 +521,12 @@ def _make_batch(
     n_base: int,
     truth_map: dict[str, str],
     start: int,
+    words: tuple[str, str] = ("tree", "branch"),
 ) -> WaveformBatch | None:
-    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start)
+    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start, words[1])
     if waves.shape[1] < n_base:
         raise InputError(
-            f"{path}: branch '{data.waveform_branch}' has {waves.shape[1]} samples per entry, "
+            f"{path}: {words[1]} '{data.waveform_branch}' has {waves.shape[1]} samples per entry, "
             f"fewer than the {n_base} of the baseline window (data.baseline_window_ns)"
         )
     waves = waves.astype(np.float32)
@@ -378,7 +546,8 @@ def _make_batch(
     if bad.any():
         if data.on_bad_waveform == "error":
             raise InputError(
-                f"{path}: entry {int(entry[bad][0])} of tree '{data.tree}' has NaN or inf samples "
+                f"{path}: entry {int(entry[bad][0])} of {words[0]} '{data.tree}' has NaN or inf "
+                "samples "
                 f"({int(bad.sum())} such entries in this chunk); set data.on_bad_waveform: skip "
                 "to drop them"
             )
@@ -391,7 +560,9 @@ def _make_batch(
     return WaveformBatch(waves, baseline, rms, entry, path, sampling, truth)
 
 
-def _regular(array: ak.Array, path: str, branch: str, start: int) -> np.ndarray:
+def _regular(
+    array: ak.Array, path: str, branch: str, start: int, part: str = "branch"
+) -> np.ndarray:
     """A (n, n_samples) NumPy array from a fixed-size or equal-length jagged branch."""
     try:
         return ak.to_numpy(array)
@@ -399,6 +570,6 @@ def _regular(array: ak.Array, path: str, branch: str, start: int) -> np.ndarray:
         lengths = ak.to_numpy(ak.num(array, axis=1))
         odd = int(np.argmax(lengths != lengths[0]))
         raise InputError(
-            f"{path}: branch '{branch}' entry {start + odd} has {lengths[odd]} samples, "
+            f"{path}: {part} '{branch}' entry {start + odd} has {lengths[odd]} samples, "
             f"entry {start} has {lengths[0]}; waveforms must have equal length"
         ) from None
