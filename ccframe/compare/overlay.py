@@ -1,111 +1,72 @@
-"""`ccframe compare`: two or more inputs (e.g. simulation and a beam-test run) overlaid,
-normalised, with ratio panels: noise RMS, baseline, candidate amplitude spectrum, candidates
-per waveform, candidate times and, given a trained chain whose sampling the input matches,
-accepted peaks per waveform and the predicted number of clusters."""
+"""`ccframe compare`: two or more inputs (beam-test data, simulation) measured with the same
+candidate and traditional settings, overlaid normalised with a ratio panel to a reference,
+and judged quantity by quantity in a verdict table (compare_verdict.csv/.png, compare.json).
+
+Quantities: noise RMS, baseline, the noise power spectrum, candidate amplitudes, candidates
+per waveform and their times, the traditional count and first/last peak times and, given a
+trained chain whose sampling the input matches, accepted peaks and the ML count."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ccframe.compare.inputs import (
+    CandidateSource,
+    choose_candidates,
+    describe_candidates,
+    describe_traditional,
+    kind_of,
+    ratio_label,
+    reference_index,
+    short_candidates,
+    traditional_settings,
+    warn,
+)
+from ccframe.compare.measure import (
+    CANDIDATE_KEYS,
+    INTEGER,
+    MAPPING,
+    QUANTITIES,
+    SIGNED,
+    SPECTRUM,
+    SPECTRUM_LABEL,
+    Sample,
+    measure,
+)
+from ccframe.compare.verdict import (
+    COLUMNS,
+    MISMATCH,
+    REFUSED,
+    SPECTRUM_TOLERANCE,
+    Row,
+    compare_distribution,
+    compare_spectrum,
+    effective_size,
+    rule,
+    table,
+)
 from ccframe.errors import InputError
-from ccframe.io.atomic import write_json
-from ccframe.io.reader import expand_files, iter_batches
-from ccframe.kernels.candidates import find_candidates
-from ccframe.kernels.config import CandidateConfig
-from ccframe.kernels.jagged import flat
+from ccframe.io.atomic import write_csv, write_json
 from ccframe.logs import Log
-from ccframe.ml.chain import accepted_counts
 from ccframe.steering.schema import Steering
 
-QUANTITIES = {
-    "noise_rms_mv": "noise RMS [mV]",
-    "baseline_mv": "baseline [mV]",
-    "amplitude_mv": "candidate amplitude [mV]",
-    "candidates": "candidates per waveform",
-    "candidate_time_ns": "candidate time in window [ns]",
-    "accepted_peaks": "accepted peaks per waveform",
-    "n_clusters_ml": "predicted number of clusters",
-}
-INTEGER = {"candidates", "accepted_peaks"}
-LOG_Y = {"amplitude_mv"}
-
-
-@dataclass
-class Sample:
-    """The compared quantities of one input."""
-
-    label: str
-    simulated: bool
-    values: dict[str, list[np.ndarray]] = field(default_factory=dict)
-
-    def add(self, key: str, value: np.ndarray) -> None:
-        self.values.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
-
-    def get(self, key: str) -> np.ndarray | None:
-        parts = self.values.get(key)
-        return np.concatenate(parts) if parts else None
-
-
-def sample_files(steering: Steering, out_dir: Path, max_events: int, log: Log) -> list[str]:
-    """The input's files: data.files, or its simulate: section simulated into out_dir (at
-    most max_events waveforms)."""
-    if steering.data.files:
-        return expand_files(steering.data.files)
-    assert steering.simulate is not None  # the schema requires files or simulate
-    from ccframe.simulate.stage import simulate_to_root
-
-    sim = steering.simulate
-    sim = sim.model_copy(update={"n_waveforms": min(sim.n_waveforms, max_events)})
-    target = out_dir / steering.name / "sim.root"
-    if not target.is_file():
-        log(f"compare: simulating {sim.n_waveforms} waveforms for '{steering.name}'")
-        simulate_to_root(sim, steering.seed, target)
-    return [str(target)]
-
-
-def measure(steering: Steering, out_dir: Path, max_events: int, chain: Any, log: Log) -> Sample:
-    """Read up to max_events waveforms of one input and collect every quantity."""
-    sample = Sample(steering.name, simulated=steering.simulate is not None)
-    data = steering.input_data.model_copy(update={"max_events": max_events})
-    cand_cfg = chain.settings.candidates if chain is not None else CandidateConfig()
-    chain_ok = chain is not None
-    for batch in iter_batches(data, sample_files(steering, out_dir, max_events, log)):
-        sample.add("noise_rms_mv", batch.rms)
-        sample.add("baseline_mv", batch.baseline)
-        if chain_ok:
-            try:
-                chain.check(batch)
-            except InputError as exc:
-                log(f"compare: '{steering.name}': no ML quantities ({exc})")
-                chain_ok = False
-        if chain_ok:  # the chain's own candidates: the scan runs once
-            out = chain.apply(batch)
-            pos, off = out["position"], out["offsets"]
-            sample.add("accepted_peaks", accepted_counts(off, out["accept"]))
-            sample.add("n_clusters_ml", out["n_clusters_ml"])
-        else:
-            cands = find_candidates(batch.waveforms, batch.baseline, batch.rms, cand_cfg)
-            pos, off = flat(cands, np.int64)
-        row = np.repeat(np.arange(len(batch)), np.diff(off))
-        sample.add("amplitude_mv", batch.waveforms[row, pos] - batch.baseline[row])
-        sample.add("candidates", np.diff(off))
-        sample.add("candidate_time_ns", pos / batch.sampling_ghz)
-    return sample
+VERDICT = "compare_verdict"
 
 
 def common_edges(key: str, arrays: list[np.ndarray]) -> np.ndarray:
-    """Shared bins over the inputs' central 99% (integer-wide for counts)."""
+    """Shared bins over the inputs' central 99%: integer-wide for counts, else 2 n^(1/3)
+    bins (Rice's rule for the smallest input), 10 to 60."""
     lo = min(float(np.percentile(a, 0.5)) for a in arrays)
     hi = max(float(np.percentile(a, 99.5)) for a in arrays)
     if key in INTEGER:
         return np.arange(np.floor(lo) - 0.5, np.ceil(hi) + 1.5, max(1.0, np.ceil((hi - lo) / 60)))
     if hi <= lo:
         hi = lo + 1.0
-    return np.linspace(lo, hi, 61)
+    bins = int(np.clip(2 * min(a.size for a in arrays) ** (1 / 3), 10, 60))
+    return np.linspace(lo, hi, bins + 1)
 
 
 def overlap_problem(key: str, samples: list[Sample]) -> str | None:
@@ -127,47 +88,46 @@ def overlap_problem(key: str, samples: list[Sample]) -> str | None:
     return None
 
 
-def ratio_plot(key: str, samples: list[Sample], edges: np.ndarray) -> Any:
-    """Normalised histograms of `key` for each input, and a ratio to the first input."""
-    import hist
-    import matplotlib.pyplot as plt
-    import mplhep as hep
+def independent(
+    key: str, s: Sample, a: np.ndarray, ref: Sample, b: np.ndarray
+) -> tuple[int, int] | None:
+    """Effective numbers of independent entries of a per-candidate quantity, else None."""
+    if key not in CANDIDATE_KEYS or key == "candidates":
+        return None
+    counts, ref_counts = s.get("candidates"), ref.get("candidates")
+    if counts is None or ref_counts is None:
+        return None
+    return effective_size(a, counts), effective_size(b, ref_counts)
 
-    from ccframe.plots.style import experiment_label
 
-    fig, (ax, rax) = plt.subplots(
-        2, 1, figsize=(8, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}
-    )
-    hists, colors = [], []
-    for s in samples:
-        h: Any = hist.Hist(hist.axis.Variable(edges, label=QUANTITIES[key]))
-        h.fill(s.get(key))
-        hists.append(h)
-        label = f"{s.label} ({'sim.' if s.simulated else 'data'})"
-        (art,) = hep.histplot(h, density=True, label=label, ax=ax)
-        colors.append(art.stairs.get_edgecolor())
-    ref = hists[0].values() / max(hists[0].sum(), 1)
-    centres = hists[0].axes[0].centers
-    top = 2.0
-    for h, s, color in zip(hists[1:], samples[1:], colors[1:], strict=True):
-        val = h.values() / max(h.sum(), 1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(ref > 0, val / ref, np.nan)
-            err = np.where(ref > 0, np.sqrt(h.values()) / max(h.sum(), 1) / ref, np.nan)
-        rax.errorbar(centres, ratio, yerr=err, fmt="o", ms=3, color=color, label=s.label)
-        if np.isfinite(ratio).any():
-            top = max(top, min(5.0, float(np.nanmax(ratio)) * 1.1))
-    rax.axhline(1, color="grey", lw=1)
-    rax.set_ylim(0, top)
-    if key in LOG_Y:
-        ax.set_yscale("log")
-    rax.set_ylabel(f"/ {samples[0].label}")
-    rax.set_xlabel(QUANTITIES[key])
-    ax.set_xlabel("")
-    ax.set_ylabel("normalised")
-    ax.legend(loc="best", fontsize=13)
-    experiment_label(ax, simulation=all(s.simulated for s in samples))
-    return fig
+def judge(
+    key: str, samples: list[Sample], arrays: list[np.ndarray], ref: int, edges: np.ndarray
+) -> dict[str, Row]:
+    """The verdict rows of one histogrammed quantity, by input (the reference has none)."""
+    ref_counts = np.histogram(arrays[ref], edges)[0]
+    return {
+        s.label: compare_distribution(
+            key,
+            s.label,
+            samples[ref].label,
+            a,
+            arrays[ref],
+            np.histogram(a, edges)[0],
+            ref_counts,
+            independent=independent(key, s, a, samples[ref], arrays[ref]),
+            signed=key in SIGNED,
+        )
+        for i, (s, a) in enumerate(zip(samples, arrays, strict=True))
+        if i != ref
+    }
+
+
+def _load_chain(chain_dir: Path | None) -> Any:
+    if chain_dir is None:
+        return None
+    from ccframe.ml.chain import Chain
+
+    return Chain.load(chain_dir)
 
 
 def overlay_inputs(
@@ -177,42 +137,119 @@ def overlay_inputs(
     chain_dir: Path | None,
     formats: tuple[str, ...],
     log: Log,
+    reference: str | None = None,
+    candidates: CandidateSource | None = None,
 ) -> dict[str, Any]:
-    """Measure every input, plot every comparable quantity; returns the summary written to
-    out_dir/compare.json. Quantities whose ranges do not overlap are refused (listed)."""
+    """Measure every input with the same settings, plot every comparable quantity, judge it
+    against the reference input; returns the summary written to out_dir/compare.json.
+    Noise, baseline or amplitudes whose ranges do not overlap are refused (a wrong data:
+    mapping; listed, then an `InputError`)."""
     if len(steerings) < 2:
         raise InputError("compare needs at least two inputs (steering files)")
     labels = [s.name for s in steerings]
     if len(set(labels)) != len(labels):
         raise InputError(f"compare: inputs need distinct names, got {labels}")
-    chain = None
-    if chain_dir is not None:
-        from ccframe.ml.chain import Chain
-
-        chain = Chain.load(chain_dir)
-    samples = [measure(s, out_dir, max_events, chain, log) for s in steerings]
+    ref = reference_index(steerings, reference)
+    kinds = [kind_of(s) for s in steerings]
+    chain = _load_chain(chain_dir)
+    choice = choose_candidates(
+        steerings, chain.settings.candidates if chain else None, chain_dir, candidates
+    )
+    shown = [f"{n} ({k})" for n, k in zip(labels, kinds, strict=True)]
+    shown[ref] = shown[ref][:-1] + ", reference)"
+    log(f"compare: inputs: {', '.join(shown)}")
+    log(choice.line())
+    if choice.note:
+        warn(choice.note)
+    trad = traditional_settings(steerings, chain_dir, log)
+    samples = [
+        measure(s, k, out_dir, max_events, choice.config, t, chain, log)
+        for s, k, t in zip(steerings, kinds, trad, strict=True)
+    ]
+    from ccframe.compare.plots import ratio_plot, spectrum_plot, verdict_page
     from ccframe.plots.style import save, use_style
 
     use_style()
-    summary: dict[str, Any] = {"inputs": labels, "quantities": {}, "refused": []}
+    rlabel = ratio_label(kinds, labels, ref)
+    trad_text = describe_traditional(trad[ref])
+    names = {**QUANTITIES, SPECTRUM: SPECTRUM_LABEL}
+    if len({describe_traditional(t) for t in trad}) == 1:
+        names["n_clusters_traditional"] = f"clusters per waveform ({trad[ref].algorithm.upper()})"
+    summary: dict[str, Any] = {
+        "inputs": labels,
+        "kinds": dict(zip(labels, kinds, strict=True)),
+        "reference": labels[ref],
+        "ratio": rlabel,
+        "candidates": {"settings": choice.config.model_dump(), "source": choice.source},
+        "traditional": {
+            s.name: t.model_dump(exclude={"output"}) for s, t in zip(steerings, trad, strict=True)
+        },
+        "quantities": {},
+        "refused": [],
+    }
+    rows: list[Row] = []
+    ref_sample = samples[ref]
     for key in QUANTITIES:
         arrays = [s.get(key) for s in samples]
         if any(a is None or a.size == 0 for a in arrays):
             continue
-        problem = overlap_problem(key, samples)
+        problem = overlap_problem(key, samples) if key in MAPPING else None
         if problem:
             log(f"compare: refused {problem}")
             summary["refused"].append(problem)
+            rows += [
+                Row(key, s.label, ref_sample.label, verdict=REFUSED, why="no overlap")
+                for i, s in enumerate(samples)
+                if i != ref
+            ]
             continue
-        edges = common_edges(key, [a for a in arrays if a is not None])
-        save(ratio_plot(key, samples, edges), out_dir, f"compare_{key}", formats)
+        present = [a for a in arrays if a is not None]
+        edges = common_edges(key, present)
+        by_input = judge(key, samples, present, ref, edges)
+        rows += by_input.values()
+        caption = short_candidates(choice.config) if key in CANDIDATE_KEYS else ""
+        fig = ratio_plot(key, names[key], samples, ref, edges, by_input, rlabel, caption)
+        save(fig, out_dir, f"compare_{key}", formats)
         summary["quantities"][key] = {
             s.label: {"mean": float(np.mean(a)), "std": float(np.std(a)), "n": int(a.size)}
-            for s, a in zip(samples, arrays, strict=True)
-            if a is not None
+            for s, a in zip(samples, present, strict=True)
         }
+    spectra = [s.spectrum for s in samples]
+    if ref_sample.spectrum is not None and ref_sample.spectrum.segments:
+        by_input = {}
+        for i, (s, spec) in enumerate(zip(samples, spectra, strict=True)):
+            if i != ref and spec is not None:
+                by_input[s.label] = compare_spectrum(
+                    SPECTRUM, s.label, ref_sample.label, spec, ref_sample.spectrum
+                )
+        rows += by_input.values()
+        fig = spectrum_plot(samples, ref, by_input, rlabel, SPECTRUM_TOLERANCE)
+        save(fig, out_dir, f"compare_{SPECTRUM}", formats)
+        summary["quantities"][SPECTRUM] = {
+            s.label: {
+                "rms_mv": spec.rms_mv,
+                "segments": spec.segments,
+                "freq_mhz": spec.freq_mhz,
+                "power": spec.power,
+            }
+            for s, spec in zip(samples, spectra, strict=True)
+            if spec is not None
+        }
+    header = [
+        f"ccframe compare: {', '.join(shown)}; ratios to '{labels[ref]}' ({rlabel})",
+        f"candidates:  {describe_candidates(choice.config)} ({choice.source})",
+        f"traditional: {trad_text}",
+    ]
+    summary["verdict"] = [r.as_dict() for r in rows]
+    summary["rule"] = rule()
+    write_csv(out_dir / f"{VERDICT}.csv", [r.as_dict() for r in rows], COLUMNS)
+    save(verdict_page(rows, header, names), out_dir, VERDICT, formats)
     write_json(out_dir / "compare.json", summary)
-    done = ", ".join(summary["quantities"]) or "nothing"
+    mismatches = [f"{r.quantity} ({r.input})" for r in rows if r.verdict == MISMATCH]
+    log("compare: verdict (" + rule() + ")\n" + table(rows))
+    done = (
+        f"{len(mismatches)} mismatch(es): {', '.join(mismatches)}" if mismatches else "no mismatch"
+    )
     log(f"compare: {' vs '.join(labels)}: {done} -> {out_dir}")
     if summary["refused"]:
         raise InputError(
