@@ -218,7 +218,21 @@ def test_count_metrics_of_a_single_waveform_has_no_core_resolution():
     assert math.isnan(m["relative_resolution_core"])
     written = json.loads(json.dumps(json_ready(m), allow_nan=False))
     assert written["relative_resolution_core"] is None
-    assert count_summary(m).endswith("0.000 (RMS), n/a (core)")
+    assert "0.000 (RMS), n/a (core)" in count_summary(m)
+    assert m["median_ratio"] == pytest.approx(1.25) and m["iqr_over_median"] == 0.0
+    assert count_summary(m).endswith("IQR/median of N/N_true 0.000")
+
+
+def test_iqr_over_median_of_the_count_ratio():
+    """The ml4cc / CEPC resolution: IQR of pred / true over its median (waveforms with
+    true > 0 only); a median of 0 has none."""
+    true = np.array([10, 10, 10, 10, 10, 0])
+    pred = np.array([8, 9, 10, 11, 12, 99])
+    m = count_metrics(pred, true)
+    q25, q50, q75 = np.percentile(pred[:5] / true[:5], [25, 50, 75])
+    assert m["median_ratio"] == pytest.approx(q50) == 1.0
+    assert m["iqr_over_median"] == pytest.approx((q75 - q25) / q50) == pytest.approx(0.2)
+    assert math.isnan(count_metrics(np.zeros(3), np.ones(3))["iqr_over_median"])
 
 
 true_counts = st.builds(

@@ -15,6 +15,7 @@ from ccframe.cli import main
 from ccframe.pid.config import PidConfig
 from ccframe.pid.separation import (
     bootstrap_separation,
+    cell_separation,
     poisson_separation,
     separation,
     truncated_per_cm,
@@ -46,6 +47,13 @@ def test_separation_and_bootstrap_error():
     # S from 100 tracks each: the error of a width ratio is about S / sqrt(2 * 100)
     assert 0.5 * s / np.sqrt(200) < err < 2 * s / np.sqrt(200)
     assert np.isnan(separation(np.ones(3), np.ones(3)))
+
+
+def test_cell_separation_is_the_width_normalised_distance_of_the_counts():
+    pi, k = np.array([10, 12, 14]), np.array([20, 22, 24])
+    width = (np.std(pi) + np.std(k)) / 2
+    assert cell_separation(pi, k) == pytest.approx(10 / width)
+    assert np.isnan(cell_separation(np.full(3, 5), np.full(4, 5)))
 
 
 def test_truncation_keeps_the_lowest_counts_per_cm():
@@ -84,6 +92,9 @@ def test_pid_stage_on_tiny_tracks(tmp_path, capsys):
         # the truth count follows the ideal Poisson separation within its uncertainty
         assert abs(r["truth"] - r["poisson"]) < 3 * r["truth_err"] + 0.3
         assert {"deriv", "d2", "deriv_over_truth"} <= set(r) and "ml" not in r
+        # one cell separates far less than a 40-cell track
+        assert 0 < r["truth_cell"] < r["truth"] and {"deriv_cell", "d2_cell"} <= set(r)
+    assert "separation power S of single cells" in out
     tracks = uproot.open(run / "pid.root")["tracks"].arrays()
     assert len(tracks) == 80
     assert set(np.unique(tracks["pdg"].to_numpy())) == {211, 321}

@@ -55,7 +55,7 @@ def test_shipped_traditional_steering_runs_small(tmp_path, capsys):
     arrays = tree.arrays()
     assert len(arrays) == 600
     assert {
-        "n_clusters_reco",
+        "n_clusters_traditional",
         "n_clusters_true",
         "momentum_gev",
         "peak_time_ns",

@@ -7,6 +7,10 @@ earlier peak, then the earlier electron) and kept when neither member is taken y
 peak matches at most one electron and each electron at most one peak, and a closer pair
 always wins over a farther one. Peak labels: 0 noise (no match), 1 primary electron,
 2 secondary electron (from `electron_primary`).
+
+The same matching labels peaks from labelled reference peaks (`match_labelled`: the tagged
+peaks of the community's Garfield++ samples): a peak takes the label of the reference it
+matches (0, 1 or 2), and is noise when it matches none.
 """
 
 from __future__ import annotations
@@ -200,21 +204,38 @@ def expected_samples(truth: ak.Array, sampling_ghz: float, cfg: MatchConfig) -> 
 def match_peaks(peaks: ak.Array, expected: ak.Array, primary: ak.Array, cfg: MatchConfig) -> Match:
     """Match peak sample positions (var * number) to expected electron samples (var * float,
     see `expected_samples`) one to one; `primary` (var * bool) per electron gives the labels."""
-    p, p_off = flat(peaks, np.float64)
-    e, e_off = flat(expected, np.float64)
+    p_off = offsets_from_counts(ak.to_numpy(ak.num(peaks, axis=1)))
+    e_off = offsets_from_counts(ak.to_numpy(ak.num(expected, axis=1)))
     if p_off.size != e_off.size:
         raise ValueError(f"{p_off.size - 1} peak lists for {e_off.size - 1} electron lists")
     is_primary, prim_off = flat(primary, np.bool_)
     if not np.array_equal(prim_off, e_off):
         raise ValueError("`primary` must have one flag per expected electron")
+    labels = np.where(is_primary, PRIMARY, SECONDARY).astype(np.int8)
+    return match_labelled(peaks, expected, to_jagged(labels, np.diff(prim_off)), cfg)
+
+
+def match_labelled(
+    peaks: ak.Array, reference: ak.Array, labels: ak.Array, cfg: MatchConfig
+) -> Match:
+    """Match peak sample positions (var * number) one to one to reference positions (var *
+    float: expected electron samples, or the labelled peaks of a Garfield++ sample); each
+    matched peak takes its reference's label (var * int, 0 noise, 1 primary, 2 secondary),
+    an unmatched peak is noise. `electron_found`: per reference, whether a peak matched it."""
+    p, p_off = flat(peaks, np.float64)
+    e, e_off = flat(reference, np.float64)
+    if p_off.size != e_off.size:
+        raise ValueError(f"{p_off.size - 1} peak lists for {e_off.size - 1} reference lists")
+    ref_label, label_off = flat(labels, np.int8)
+    if not np.array_equal(label_off, e_off):
+        raise ValueError("`labels` must have one label per reference position")
     peak_match = np.empty(p.size, dtype=np.int64)
     found = np.empty(e.size, dtype=np.bool_)
     _match(p, p_off, e, e_off, float(cfg.tolerance_samples), peak_match, found)
     row = np.repeat(np.arange(p_off.size - 1), np.diff(p_off))
     label = np.zeros(p.size, dtype=np.int8)
     matched = peak_match >= 0
-    global_e = e_off[row[matched]] + peak_match[matched]
-    label[matched] = np.where(is_primary[global_e], PRIMARY, SECONDARY)
+    label[matched] = ref_label[e_off[row[matched]] + peak_match[matched]]
     counts = np.diff(p_off)
     return Match(
         to_jagged(peak_match, counts), to_jagged(label, counts), to_jagged(found, np.diff(e_off))

@@ -21,23 +21,33 @@ from ccframe.io.atomic import atomic_path
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.jagged import flat
-from ccframe.kernels.matching import expected_samples, match_peaks
+from ccframe.kernels.matching import match_labelled
 from ccframe.kernels.windows import slice_windows
 from ccframe.ml.config import DatasetConfig
 from ccframe.reco.config import TraditionalConfig
-from ccframe.reco.traditional import TraditionalResult, has_truth, reconstruct
+from ccframe.reco.traditional import (
+    ELECTRONS,
+    TRUTH_FORMS,
+    TraditionalResult,
+    has_truth,
+    peak_truth,
+    reconstruct,
+    reference_peaks,
+)
 from ccframe.resources import require_memory
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass
 class Dataset:
     """Flat candidate arrays (N windows) and per-waveform arrays (n waveforms).
 
-    Candidates of waveform i are rows offsets[i]:offsets[i+1], in sample order."""
+    Candidates of waveform i are rows offsets[i]:offsets[i+1], in sample order. The labels
+    come from true electrons or, `peak_truth` "labelled_peaks", from the input's labelled
+    peaks: then `cluster` is -1 throughout and `n_electrons` counts the peaks labelled 1 or 2."""
 
     windows: np.ndarray  # (N, width, 1) float32
     label: np.ndarray  # (N,) int8: 0 noise, 1 primary, 2 secondary electron
@@ -56,6 +66,12 @@ class Dataset:
     files: list[str]
     sampling_ghz: float
     n_samples: int
+    peak_truth: str = ELECTRONS  # where the labels come from: electrons or labelled_peaks
+
+    @property
+    def clusters_known(self) -> bool:
+        """Whether `cluster` holds the true cluster of each matched candidate."""
+        return self.peak_truth == ELECTRONS
 
     @property
     def n_waveforms(self) -> int:
@@ -77,6 +93,7 @@ class Dataset:
         arrays["files"] = np.array(self.files)
         arrays["sampling_ghz"] = np.float64(self.sampling_ghz)
         arrays["n_samples"] = np.int64(self.n_samples)
+        arrays["peak_truth"] = np.array(self.peak_truth)
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
@@ -87,6 +104,7 @@ class Dataset:
         values["files"] = [str(f) for f in values["files"]]
         values["sampling_ghz"] = float(values["sampling_ghz"])
         values["n_samples"] = int(values["n_samples"])
+        values["peak_truth"] = str(values["peak_truth"])
         return cls(**values)
 
 
@@ -125,6 +143,7 @@ class DatasetBuilder:
         self.files: list[str] = []
         self.sampling: float | None = None
         self.n_samples: int | None = None
+        self.peak_truth: str | None = None
         self._parts: dict[str, list[np.ndarray]] = {}
         self._window_bytes = 0
 
@@ -157,9 +176,16 @@ class DatasetBuilder:
     def _check(self, batch: WaveformBatch) -> None:
         if not has_truth(batch):
             raise InputError(
-                f"{batch.file}: the ML stage trains on Monte Carlo truth (n_clusters, "
-                "electron_time_ns, electron_primary, electron_cluster, pretrigger_ns), which "
-                "this file does not have; map its branches in data.truth"
+                f"{batch.file}: the ML stage trains on Monte Carlo truth ({TRUTH_FORMS}), "
+                "which this file does not have; map its branches in data.truth"
+            )
+        form = peak_truth(batch.truth)
+        if self.peak_truth is None:
+            self.peak_truth = form
+        elif form != self.peak_truth:
+            raise InputError(
+                f"{batch.file}: its peak labels come from {form}, the first file's from "
+                f"{self.peak_truth}; one ML dataset needs one form of truth"
             )
         if self.sampling is None:
             check_window_fits(batch, self.cfg)
@@ -186,6 +212,7 @@ class DatasetBuilder:
             files=self.files,
             sampling_ghz=float(self.sampling),
             n_samples=int(self.n_samples),
+            peak_truth=self.peak_truth or ELECTRONS,
             **cat,
         )
 
@@ -245,27 +272,34 @@ def batch_arrays(
 ) -> dict[str, np.ndarray]:
     """One batch's share of a `Dataset` (n_candidates instead of offsets); `held`: bytes of
     the windows of the batches before it; `reco`: the batch's traditional reconstruction,
-    when it was already run with these settings."""
+    when it was already run with these settings. Candidates are labelled by matching them to
+    the true electrons or the labelled peaks (`reference_peaks`)."""
     truth = batch.truth
-    if truth is None:
-        raise InputError(f"{batch.file}: the ML stage needs Monte Carlo truth")
+    if truth is None or not has_truth(batch):
+        raise InputError(f"{batch.file}: the ML stage needs Monte Carlo truth ({TRUTH_FORMS})")
     candidates = find_candidates(batch.waveforms, batch.baseline, batch.rms, cfg.candidates)
     require_window_memory(int(ak.sum(ak.num(candidates, axis=1))), cfg.window.width, held)
     windows = slice_windows(batch.waveforms, batch.baseline, batch.rms, candidates, cfg.window)
-    expected = expected_samples(truth, batch.sampling_ghz, cfg.match)
-    match = match_peaks(candidates, expected, truth.electron_primary, cfg.match)
+    reference, reference_label = reference_peaks(batch, cfg.match)
+    match = match_labelled(candidates, reference, reference_label, cfg.match)
     position, offsets = flat(candidates, np.int32)
     label, _ = flat(match.peak_label, np.int8)
+    if peak_truth(truth) == ELECTRONS:
+        cluster = match.peak_cluster(truth.electron_cluster)
+        n_electrons = truth_column(truth, "n_electrons", 0)
+    else:  # labelled peaks: no clusters; the "electrons" are the peaks labelled 1 or 2
+        cluster = np.full(label.size, -1, dtype=np.int32)
+        n_electrons = ak.to_numpy(ak.sum(reference_label > 0, axis=1))
     if reco is None:
         reco = reconstruct(batch, traditional.finder, traditional.clusterize)
     return {
         "windows": windows,
         "label": label,
-        "cluster": match.peak_cluster(truth.electron_cluster),
+        "cluster": cluster,
         "position": position,
         "n_candidates": np.diff(offsets),
         "n_clusters": truth_column(truth, "n_clusters", 0).astype(np.int64),
-        "n_electrons": truth_column(truth, "n_electrons", 0).astype(np.int64),
+        "n_electrons": n_electrons.astype(np.int64),
         "n_traditional": reco.n_clusters.astype(np.int64),
         "momentum_gev": truth_column(truth, "momentum_gev", np.nan).astype(np.float64),
         "pdg": truth_column(truth, "pdg", 0).astype(np.int64),

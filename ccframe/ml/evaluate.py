@@ -8,7 +8,13 @@ import numpy as np
 from sklearn import metrics as skm
 
 from ccframe.errors import InputError
-from ccframe.metrics.counting import available, count_metrics, momentum_edges, versus
+from ccframe.metrics.counting import (
+    LABELLED_PEAKS_NOTE,
+    available,
+    count_metrics,
+    momentum_edges,
+    versus,
+)
 
 GAINS = ("relative_resolution_rms", "relative_resolution_core")
 
@@ -101,17 +107,18 @@ def end_to_end(
     counts: np.ndarray,
     n_electrons: int,
     n_clusters: np.ndarray,
+    clusters_known: bool = True,
 ) -> dict[str, Any]:
     """Peak finding against all true electrons (also those no candidate came near) and true
     clusters (n_clusters per waveform; `cluster`, `counts` as for `clusters_found`).
     `count_limit_*`: the resolution of found clusters / cluster_efficiency, a counter that
     knew which clusters its peaks came from: about the best a counter of these peaks can do
-    when clusters are missed at random."""
+    when clusters are missed at random. Without `clusters_known` (labels from labelled peaks:
+    the electrons are the peaks labelled 1 or 2, and no candidate knows its cluster) the
+    cluster metrics are None, with the reason under `unavailable`."""
     found = int(np.count_nonzero(accept & (label > 0)))
     accepted = int(np.count_nonzero(accept))
-    found_clusters = clusters_found(accept, cluster, counts)
     n_clusters_total = int(n_clusters.sum())
-    efficiency = found_clusters.sum() / n_clusters_total if n_clusters_total else float("nan")
     out: dict[str, Any] = {
         "candidates": int(label.size),
         "accepted_peaks": accepted,
@@ -122,8 +129,12 @@ def end_to_end(
         "efficiency": found / n_electrons if n_electrons else float("nan"),
         "purity": found / accepted if accepted else float("nan"),
         "clusters": n_clusters_total,
-        "cluster_efficiency": float(efficiency),
     }
+    if not clusters_known:
+        return out | LABELLED_PEAKS_NOTE
+    found_clusters = clusters_found(accept, cluster, counts)
+    efficiency = found_clusters.sum() / n_clusters_total if n_clusters_total else float("nan")
+    out["cluster_efficiency"] = float(efficiency)
     if efficiency > 0:
         limit = count_metrics(found_clusters / efficiency, n_clusters)
         out["count_limit_resolution_core"] = limit["relative_resolution_core"]

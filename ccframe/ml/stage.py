@@ -248,6 +248,7 @@ def train_chain(
             np.diff(ds.offsets)[wtest],
             int(ds.n_electrons[wtest].sum()),
             ds.n_clusters[wtest],
+            ds.clusters_known,
         ),
         "counter": {"training": cnt_info},
         "count_test": evaluate.counting(
@@ -350,7 +351,8 @@ def format_ml(m: dict[str, Any], target: Path) -> str:
         f"precision {fmt(c['precision'], '.4f')}  recall {fmt(c['recall'], '.4f')}  "
         f"efficiency x purity {fmt(c['efficiency_x_purity'], '.4f')}  "
         f"(threshold {fmt(c['threshold'], '.3f')})",
-        f"  peak finding     efficiency {fmt(pf['efficiency'], '.3f')} of all electrons "
+        f"  peak finding     efficiency {fmt(pf['efficiency'], '.3f')} of all "
+        f"{'peaks tagged 1 or 2' if pf.get('truth') else 'electrons'} "
         f"(candidates reach {fmt(pf['candidate_coverage'], '.3f')}), "
         f"purity {fmt(pf['purity'], '.3f')}",
     ]

@@ -298,9 +298,9 @@ def make_plots(
             p.event(pred, int(row))
     elif artifacts.traditional.is_file() and "traditional" in metrics:
         trad = uproot.open(artifacts.traditional)["traditional"].arrays(
-            ["n_clusters_true", "n_clusters_reco", "momentum_gev"]
+            ["n_clusters_true", "n_clusters_traditional", "momentum_gev"]
         )
-        counts = {"traditional": ak.to_numpy(trad["n_clusters_reco"]).astype(float)}
+        counts = {"traditional": ak.to_numpy(trad["n_clusters_traditional"]).astype(float)}
         n_true = ak.to_numpy(trad["n_clusters_true"])
         rows, complete = with_bootstrap_errors(
             metrics["traditional"].get("count_vs_momentum", []),

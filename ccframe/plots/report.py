@@ -97,12 +97,14 @@ def evaluate(artifacts: Artifacts, metrics: dict[str, Any]) -> Evaluation:
             return _evaluate_ml(artifacts, ml, seed, method)
         if metrics.get("traditional") and artifacts.traditional.is_file():
             tree = uproot.open(artifacts.traditional)["traditional"]
-            got = tree.arrays(["n_clusters_true", "n_clusters_reco"], library="np")
+            got = tree.arrays(["n_clusters_true", "n_clusters_traditional"], library="np")
             n = len(got["n_clusters_true"])
             return Evaluation(
                 f"all {n:,} waveforms (the traditional algorithm is not trained: no split)",
                 bootstrap_counts(
-                    {"traditional": got["n_clusters_reco"]}, got["n_clusters_true"], seed=seed
+                    {"traditional": got["n_clusters_traditional"]},
+                    got["n_clusters_true"],
+                    seed=seed,
                 ),
                 {},
                 method,
@@ -317,6 +319,7 @@ COUNT_COLUMNS = (
     "relative_bias",
     "relative_resolution_core",
     "relative_resolution_rms",
+    "iqr_over_median",
     "mae",
 )
 

@@ -131,6 +131,10 @@ LABELS = {
     "relative_bias": "relative bias \u03a3N / \u03a3N_true \u2212 1",
     "relative_resolution_core": "count resolution (Gaussian core)",
     "relative_resolution_rms": "count resolution (RMS)",
+    "median_ratio": "median N / N_true",
+    "iqr_over_median": "IQR / median of N / N_true (as ml4cc, CEPC quote it)",
+    "truth": "truth",
+    "unavailable": "not available",
     "mae": "mean |N \u2212 N_true| [clusters]",
     "mse": "mean (N \u2212 N_true)\u00b2 [clusters\u00b2]",
     # provenance (run.json)

@@ -13,7 +13,7 @@ from ccframe.io.config import DataConfig
 from ccframe.io.reader import WaveformBatch, iter_batches
 from ccframe.io.rootwrite import TreeWriter
 from ccframe.logs import Log
-from ccframe.metrics.counting import count_summary, json_ready
+from ccframe.metrics.counting import count_summary, fmt, json_ready
 from ccframe.reco.config import TraditionalConfig, TuneConfig
 from ccframe.reco.traditional import (
     Accumulator,
@@ -142,9 +142,9 @@ def format_metrics(m: dict[str, Any]) -> str:
     pf = m.get("peak_finding")
     if pf:
         lines.append(
-            f"  peak finding     efficiency {pf['efficiency']:.3f} (electrons), "
-            f"{pf['cluster_efficiency']:.3f} (clusters with a found electron), "
-            f"purity {pf['purity']:.3f}"
+            f"  peak finding     efficiency {fmt(pf['efficiency'], '.3f')} (electrons), "
+            f"{fmt(pf.get('cluster_efficiency'), '.3f')} (clusters with a found electron), "
+            f"purity {fmt(pf['purity'], '.3f')}"
         )
     c = m.get("count")
     if c and c.get("waveforms"):

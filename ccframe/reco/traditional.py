@@ -9,14 +9,28 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from ccframe.errors import InputError
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.clusterize import clusterize
 from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig, MatchConfig
 from ccframe.kernels.d2 import find_d2
 from ccframe.kernels.deriv import find_deriv
-from ccframe.kernels.jagged import flat, to_jagged
-from ccframe.kernels.matching import Match, expected_samples, match_peaks
-from ccframe.metrics.counting import count_metrics, momentum_edges, peak_finding_metrics, versus
+from ccframe.kernels.jagged import flat, from_offsets, to_jagged
+from ccframe.kernels.matching import (
+    NOISE,
+    PRIMARY,
+    SECONDARY,
+    Match,
+    expected_samples,
+    match_labelled,
+)
+from ccframe.metrics.counting import (
+    LABELLED_PEAKS_NOTE,
+    count_metrics,
+    momentum_edges,
+    peak_finding_metrics,
+    versus,
+)
 from ccframe.reco.config import TraditionalConfig
 
 
@@ -65,13 +79,72 @@ def reconstruct(
     return TraditionalResult(peaks, amplitude, cluster, counts)
 
 
-def match_truth(batch: WaveformBatch, peaks: ak.Array, cfg: MatchConfig) -> Match:
-    """One-to-one matching of the peaks to the batch's true electrons (needs truth)."""
+ELECTRON_TRUTH = ("electron_time_ns", "electron_primary", "electron_cluster", "pretrigger_ns")
+"""Truth that labels peaks from true electrons (a ccframe-simulated file)."""
+PEAK_POSITIONS = ("peak_sample", "peak_time_ns")
+"""Positions of labelled peaks (with `peak_label`: the community's Garfield++ samples)."""
+ELECTRONS, LABELLED_PEAKS = "electrons", "labelled_peaks"
+TRUTH_FORMS = (
+    "n_clusters with either electron_time_ns, electron_primary, electron_cluster and "
+    "pretrigger_ns (true electrons), or peak_sample or peak_time_ns with peak_label "
+    "(labelled peaks)"
+)
+"""The truth the ML stage trains on, in words (for error messages)."""
+
+
+def peak_truth(truth: ak.Array | None) -> str | None:
+    """Where peak labels come from: ELECTRONS (true electrons), LABELLED_PEAKS (tagged peaks),
+    or None (neither); electrons win when a file has both."""
+    fields = set(truth.fields) if truth is not None else set()
+    if set(ELECTRON_TRUTH) <= fields:
+        return ELECTRONS
+    if "peak_label" in fields and fields & set(PEAK_POSITIONS):
+        return LABELLED_PEAKS
+    return None
+
+
+def reference_peaks(batch: WaveformBatch, cfg: MatchConfig) -> tuple[ak.Array, ak.Array]:
+    """The positions (var * float64, samples) and labels (var * int8: 0 noise, 1 primary,
+    2 secondary) that peaks are matched to: the expected samples of the true electrons
+    (`expected_samples`), or the labelled peaks (peak_sample, or peak_time_ns *
+    sampling_ghz, with peak_label; no delay: they are peak positions already). An
+    `InputError` for labels other than 0, 1, 2 or lists of unequal length."""
     truth = batch.truth
-    if truth is None:
-        raise ValueError("matching needs truth")
-    expected = expected_samples(truth, batch.sampling_ghz, cfg)
-    return match_peaks(peaks, expected, truth.electron_primary, cfg)
+    form = peak_truth(truth)
+    if truth is None or form is None:
+        raise ValueError(f"matching needs truth: {TRUTH_FORMS}")
+    if form == ELECTRONS:
+        primary, off = flat(truth.electron_primary, np.bool_)
+        labels = np.where(primary, PRIMARY, SECONDARY).astype(np.int8)
+        return expected_samples(truth, batch.sampling_ghz, cfg), to_jagged(labels, np.diff(off))
+    if "peak_sample" in truth.fields:
+        position, pos_off = flat(truth.peak_sample, np.float64)
+    else:
+        position, pos_off = flat(truth.peak_time_ns, np.float64)
+        position = position * batch.sampling_ghz
+    raw, label_off = flat(truth.peak_label, np.float64)
+    if not np.array_equal(pos_off, label_off):
+        row = int(np.argmax(np.diff(pos_off) != np.diff(label_off)))
+        raise InputError(
+            f"{batch.file}: entry {int(batch.entry[row])}: data.truth peak_label has "
+            f"{int(label_off[row + 1] - label_off[row])} labels for "
+            f"{int(pos_off[row + 1] - pos_off[row])} peak positions; expected one label per peak"
+        )
+    bad = ~np.isin(raw, (NOISE, PRIMARY, SECONDARY))
+    if bad.any():
+        row = int(np.searchsorted(label_off, np.argmax(bad), side="right")) - 1
+        raise InputError(
+            f"{batch.file}: entry {int(batch.entry[row])}: data.truth peak_label holds "
+            f"{float(raw[bad][0]):g}; expected 0 (noise), 1 (primary) or 2 (secondary)"
+        )
+    return from_offsets(position, pos_off), from_offsets(raw.astype(np.int8), label_off)
+
+
+def match_truth(batch: WaveformBatch, peaks: ak.Array, cfg: MatchConfig) -> Match:
+    """One-to-one matching of the peaks to the batch's true electrons or labelled peaks
+    (`reference_peaks`; needs one of them)."""
+    reference, labels = reference_peaks(batch, cfg)
+    return match_labelled(peaks, reference, labels, cfg)
 
 
 class Accumulator:
@@ -81,16 +154,24 @@ class Accumulator:
         self.columns: dict[str, list[np.ndarray]] = {}
         self.peaks = self.matched = self.electrons = 0
         self.clusters = self.clusters_found = 0
+        self.source = ELECTRONS
 
     def add(self, **columns: np.ndarray) -> None:
         for key, value in columns.items():
             self.columns.setdefault(key, []).append(np.asarray(value))
 
     def add_matching(self, match: Match, batch: WaveformBatch) -> None:
+        """Count the matched peaks; with labelled peaks the true "electrons" are the peaks
+        labelled 1 or 2, and there are no true clusters to find."""
         truth = batch.truth
-        assert truth is not None  # matching needs truth
+        if truth is None:
+            raise ValueError("matching needs truth")
         self.peaks += int(ak.sum(ak.num(match.peak_label)))
         self.matched += int(ak.sum(match.peak_label > 0))
+        if peak_truth(truth) == LABELLED_PEAKS:
+            self.source = LABELLED_PEAKS
+            self.electrons += int(ak.sum(truth.peak_label > 0))
+            return
         self.electrons += int(ak.sum(ak.num(match.electron_found)))
         found = match.cluster_found(truth.electron_cluster, ak.to_numpy(truth.n_clusters))
         self.clusters += int(ak.sum(ak.num(found)))
@@ -105,8 +186,10 @@ class Accumulator:
             out["peak_finding"] = peak_finding_metrics(
                 self.peaks, self.matched, self.electrons, self.clusters, self.clusters_found
             )
+            if self.source == LABELLED_PEAKS:
+                out["peak_finding"].update(LABELLED_PEAKS_NOTE)
         if "n_clusters_true" in self.columns:
-            pred, true = self.column("n_clusters_reco"), self.column("n_clusters_true")
+            pred, true = self.column("n_clusters_traditional"), self.column("n_clusters_true")
             out["count"] = count_metrics(pred, true)
             if "momentum_gev" in self.columns:
                 p = self.column("momentum_gev")
@@ -115,14 +198,10 @@ class Accumulator:
 
 
 def has_truth(batch: WaveformBatch) -> bool:
-    needed = {
-        "n_clusters",
-        "electron_time_ns",
-        "electron_primary",
-        "electron_cluster",
-        "pretrigger_ns",
-    }
-    return batch.truth is not None and needed <= set(batch.truth.fields)
+    """Whether the batch has the truth the ML stage trains on and the traditional stage
+    matches peaks to: n_clusters and either form of `peak_truth`."""
+    truth = batch.truth
+    return truth is not None and "n_clusters" in truth.fields and peak_truth(truth) is not None
 
 
 # Truth copied into output trees: logical truth name -> output branch.
@@ -144,7 +223,7 @@ def truth_branches(truth: ak.Array | None) -> dict[str, np.ndarray]:
 
 def tree_chunk(batch: WaveformBatch, result: TraditionalResult, match: Match | None) -> dict:
     """Branches of the per-waveform output tree for one batch."""
-    chunk: dict[str, Any] = {"entry": batch.entry, "n_clusters_reco": result.n_clusters}
+    chunk: dict[str, Any] = {"entry": batch.entry, "n_clusters_traditional": result.n_clusters}
     chunk.update(truth_branches(batch.truth))
     fields = {
         "sample": ak.values_astype(result.peaks, np.int32),
