@@ -117,3 +117,18 @@ def test_tuned_deriv_finds_most_primary_clusters(pions):
     assert m["cluster_efficiency"] > 0.5  # "most primary clusters"
     assert m["efficiency"] == pytest.approx(0.68, abs=0.04)
     assert m["purity"] == pytest.approx(0.57, abs=0.05)
+
+
+def test_data_pretrigger_stands_in_for_the_truth(sim_file):
+    """Without pretrigger truth (beam-test data), data.pretrigger_ns sets where the track
+    crossed: the counts equal those with the truth; without it they differ."""
+    finder, merge = DerivConfig(), ClusterizeConfig(c_sqrt_ns=0.3)
+
+    def counts(**data: object) -> np.ndarray:
+        cfg = DataConfig(files=[str(sim_file)], **data)
+        return np.concatenate([reconstruct(b, finder, merge).n_clusters for b in iter_batches(cfg)])
+
+    with_truth = counts()
+    no_truth = {"truth": {"n_clusters": "n_clusters"}}
+    assert np.array_equal(counts(**no_truth, pretrigger_ns=50.0), with_truth)
+    assert not np.array_equal(counts(**no_truth), with_truth)

@@ -61,6 +61,10 @@ class DataConfig(Section):
     """[mV] Added after scaling."""
     baseline_window_ns: PositiveFloat = 25.0
     """[ns] Start of each waveform that gives its baseline and noise RMS."""
+    pretrigger_ns: float | None = Field(None, ge=0.0)
+    """[ns] Window time at which the track crossed the cell, for inputs without
+    `pretrigger_ns` truth (beam-test data: where the trigger puts it; `ccframe calibrate`
+    measures it). Clusterization counts peak times from it; unset: from the window start."""
     max_events: PositiveInt | None = None
     """Read at most this many waveforms (all if unset)."""
     chunk_size: int = Field(10_000, gt=0, le=10_000_000)

@@ -47,6 +47,7 @@ class WaveformBatch:
     file: str
     sampling_ghz: float
     truth: ak.Array | None  # records with logical truth names (see io.config.TRUTH_NAMES)
+    pretrigger_ns: float = 0.0  # data.pretrigger_ns: the track's window time without truth
 
     def __len__(self) -> int:
         return len(self.entry)
@@ -557,7 +558,8 @@ def _make_batch(
         if len(entry) == 0:
             return None
     baseline, rms = baseline_rms(waves, n_base)
-    return WaveformBatch(waves, baseline, rms, entry, path, sampling, truth)
+    pretrigger = data.pretrigger_ns or 0.0
+    return WaveformBatch(waves, baseline, rms, entry, path, sampling, truth, pretrigger)
 
 
 def _regular(

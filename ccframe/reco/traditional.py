@@ -61,9 +61,9 @@ def peak_amplitudes(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
 
 def track_times(batch: WaveformBatch, peaks: ak.Array) -> ak.Array:
     """Peak times in ns after the track crossing: sample / sampling_ghz - pretrigger_ns, the
-    pre-trigger taken from the truth. Without that truth (real data) it is 0, so the times
-    count from the start of the window."""
-    pretrigger = 0.0
+    pre-trigger taken from the truth, else from data.pretrigger_ns (real data; unset: 0, the
+    times count from the start of the window)."""
+    pretrigger: Any = batch.pretrigger_ns
     if batch.truth is not None and "pretrigger_ns" in batch.truth.fields:
         pretrigger = batch.truth.pretrigger_ns
     return peaks / batch.sampling_ghz - pretrigger
