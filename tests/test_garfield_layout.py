@@ -374,3 +374,11 @@ def test_shipped_garfield_steering_trains_from_tags_and_ncls(garfield, tmp_path,
     labels = uproot.open(run / "traditional.root")["traditional"]["peak_label"].array()
     assert set(np.unique(ak.to_numpy(ak.flatten(labels)))) <= {0, 1, 2}
     assert (run / "report.html").is_file()
+    # robustness of a chain trained from tags: matched against the tags, jitter moves them
+    code = run_cli("robustness", str(run), "--jitter-ns", "2", "--max-events", "50")
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    rows = json.loads((run / "robustness.json").read_text())
+    jitter = [r for r in rows if r["smearing"] == "jitter_ns"]
+    assert jitter and jitter[0]["cluster_efficiency"] is None
+    assert 0 < jitter[0]["peak_efficiency"] <= 1

@@ -18,7 +18,7 @@ from ccframe.io.reader import WaveformBatch, iter_batches
 from ccframe.kernels.baseline import baseline_rms
 from ccframe.kernels.config import MatchConfig
 from ccframe.kernels.jagged import to_jagged
-from ccframe.kernels.matching import expected_samples, match_peaks
+from ccframe.kernels.matching import match_labelled
 from ccframe.logs import Log
 from ccframe.metrics.counting import count_metrics, fmt, json_ready
 from ccframe.ml import evaluate
@@ -27,7 +27,7 @@ from ccframe.ml.config import RobustnessConfig
 from ccframe.ml.dataset import TEST
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import load_thresholds, resolve_traditional
-from ccframe.reco.traditional import reconstruct
+from ccframe.reco.traditional import ELECTRONS, peak_truth, reconstruct, reference_peaks
 from ccframe.runfolder.artifacts import ROBUSTNESS, ROBUSTNESS_TABLE, Artifacts
 
 
@@ -55,14 +55,28 @@ def smear(
         n = waves.shape[1]
         source = (np.arange(n)[None, :] - shifts[:, None]) % n
         waves = np.take_along_axis(waves, source, axis=1)
-        if truth is not None and "pretrigger_ns" in truth.fields:
-            truth = ak.with_field(truth, truth.pretrigger_ns + shifts / batch.sampling_ghz,
-                                  "pretrigger_ns")  # fmt: skip
+        truth = shifted_truth(truth, shifts, batch.sampling_ghz)
     else:
         raise ValueError(f"unknown smearing {kind!r}")
     n_base = max(1, round(baseline_ns * batch.sampling_ghz))
     baseline, rms = baseline_rms(waves, n_base)
     return replace(batch, waveforms=waves, baseline=baseline, rms=rms, truth=truth)
+
+
+def shifted_truth(truth: ak.Array | None, shifts: np.ndarray, sampling_ghz: float) -> Any:
+    """The truth of waveforms moved by `shifts` samples: the track's window time
+    (pretrigger_ns) and labelled peak positions move with them."""
+    if truth is None:
+        return None
+    moved = {
+        "pretrigger_ns": shifts / sampling_ghz,
+        "peak_sample": shifts,
+        "peak_time_ns": shifts / sampling_ghz,
+    }
+    for name, shift in moved.items():
+        if name in truth.fields:
+            truth = ak.with_field(truth, truth[name] + shift, name)
+    return truth
 
 
 def test_split_batches(artifacts: Artifacts, max_events: int) -> Iterator[WaveformBatch]:
@@ -96,21 +110,32 @@ def evaluate_setting(
         out = chain.apply(batch)
         counts = np.diff(out["offsets"])
         cands = to_jagged(out["position"], counts)
-        m = match_peaks(cands, expected_samples(truth, batch.sampling_ghz, match),
-                        truth.electron_primary, match)  # fmt: skip
+        reference, reference_label = reference_peaks(batch, match)
+        m = match_labelled(cands, reference, reference_label, match)
         labels.append(ak.to_numpy(ak.flatten(m.peak_label)))
-        clusters.append(m.peak_cluster(truth.electron_cluster))
+        known = peak_truth(truth) == ELECTRONS
+        clusters.append(
+            m.peak_cluster(truth.electron_cluster)
+            if known
+            else np.full(len(labels[-1]), -1, np.int32)
+        )
         per_waveform.append(counts)
         scores.append(out["score"])
         accept.append(out["accept"])
-        electrons += int(ak.sum(ak.num(truth.electron_time_ns)))
+        electrons += int(ak.sum(reference_label > 0))
         n_ml.append(out["n_clusters_ml"])
         n_trad.append(reconstruct(batch, traditional.finder, traditional.clusterize).n_clusters)
         n_true.append(ak.to_numpy(truth.n_clusters))
     s, lab, acc = np.concatenate(scores), np.concatenate(labels), np.concatenate(accept)
     true = np.concatenate(n_true)
     peaks = evaluate.end_to_end(
-        acc, lab, np.concatenate(clusters), np.concatenate(per_waveform), electrons, true
+        acc,
+        lab,
+        np.concatenate(clusters),
+        np.concatenate(per_waveform),
+        electrons,
+        true,
+        clusters_known=all(peak_truth(b.truth) == ELECTRONS for b in batches),
     )
     auc = evaluate.classification(s, lab > 0, chain.settings.threshold)["auc"]
     return {
