@@ -83,7 +83,12 @@ def run(argv: list[str], steering: str, overrides: tuple[str, ...], force: bool)
 @click.argument("steering", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--print", "show", is_flag=True, help="Print the resolved steering file.")
-def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Print the resolved steering file as `key: value  # [unit] meaning`, a key a line.",
+)
+def validate(steering: str, overrides: tuple[str, ...], show: bool, explain: bool) -> None:
     """Check a STEERING file without running anything."""
     from ccframe.pipeline.stages import enabled
     from ccframe.steering.loader import dump_steering
@@ -94,12 +99,41 @@ def validate(steering: str, overrides: tuple[str, ...], show: bool) -> None:
 
         check_paths(config.sweep)
         check_values(config.model_dump(mode="json"), config.sweep)
-    if show:
+    if explain:
+        from ccframe.steering.explain import explain as explained
+
+        click.echo(explained(config), nl=False)
+    elif show:
         click.echo(dump_steering(config), nl=False)
     click.echo(
         f"{steering}: valid (schema {config.schema_version}, name '{config.name}', "
         f"stages: {', '.join(s.name for s in enabled(config))}, output {config.output_dir})"
     )
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="File to write (default: print it). The shipped copy is steering/ccframe.schema.json.",
+)
+def schema(output: str | None) -> None:
+    """The JSON schema of steering files, every key described (for editors)."""
+    from ccframe.steering.explain import json_schema_text
+
+    text = json_schema_text()
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    from ccframe.errors import OutputError
+    from ccframe.io.atomic import write_text
+
+    try:
+        write_text(output, text)
+    except OSError as exc:
+        raise OutputError(f"{output}: cannot write ({exc.strerror or exc})") from None
+    _progress(f"schema: written to {output}")
 
 
 @cli.command()
@@ -162,8 +196,54 @@ def simulate(
 
 
 @cli.command()
+@click.argument("steering", type=click.Path(dir_okay=False))
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False),
+    help="Calibrated steering file to write (its report and calibration.json go next to it).",
+)  # fmt: skip
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "-n", "--max-events", type=click.IntRange(min=100), default=10_000, show_default=True,
+    help="Data waveforms read.",
+)  # fmt: skip
+@click.option(
+    "--sim-waveforms", type=click.IntRange(min=200, max=100_000), default=4000,
+    show_default=True, help="Waveforms simulated per iteration.",
+)  # fmt: skip
+@click.option(
+    "--iterations", type=click.IntRange(min=0, max=50), default=8, show_default=True,
+    help="Most forward-folding corrections.",
+)  # fmt: skip
+@click.option("--seed", type=click.IntRange(min=0), help="Random seed (default: steering seed).")
+@click.option("--force", is_flag=True, help="Replace OUTPUT and its report if they exist.")
+def calibrate(
+    steering: str,
+    output: str,
+    overrides: tuple[str, ...],
+    max_events: int,
+    sim_waveforms: int,
+    iterations: int,
+    seed: int | None,
+    force: bool,
+) -> None:
+    """Fit the simulation to the data files (no truth) of STEERING's data: section: noise,
+    pulse shape, gain, baseline and time window; write a steering file that simulates
+    such data (docs/calibration.md)."""
+    from pathlib import Path
+
+    from ccframe.calibrate.command import Options
+    from ccframe.calibrate.command import calibrate as run_calibrate
+
+    config = _load(steering, overrides)
+    options = Options(max_events, sim_waveforms, iterations, seed)
+    run_calibrate(config, steering, Path(output), options, force, _progress)
+
+
+@cli.command()
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--tree", default="sim", show_default=True, help="Tree with the waveforms.")
+@click.option(
+    "--tree", default="sim", show_default=True, help="TTree or RNTuple with the waveforms."
+)
 @click.option("--branch", default="waveform", show_default=True, help="Waveform branch.")
 @click.option(
     "-n",
@@ -200,7 +280,8 @@ def inspect(
     offset_mv: float,
     baseline_window_ns: float,
 ) -> None:
-    """Show the trees and branches of a ROOT FILE and statistics of its waveforms."""
+    """Show the trees (TTrees, RNTuples) and branches of a ROOT FILE and statistics of its
+    waveforms."""
     from ccframe.io.config import DataConfig
     from ccframe.io.inspect import inspect_file
 
@@ -218,7 +299,12 @@ def inspect(
             "baseline_window_ns": baseline_window_ns,
         },
     )
-    click.echo(inspect_file(file, data))
+    ctx = click.get_current_context()
+    asked = any(
+        ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+        for name in ("tree", "branch")
+    )
+    click.echo(inspect_file(file, data, asked=asked))
 
 
 @cli.command()
@@ -336,6 +422,16 @@ def robustness(
     "-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to write."
 )
 @click.option("--chain", type=click.Path(file_okay=False), help="Run folder of a trained chain.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help=SET_HELP + " Applied to every input.")  # fmt: skip
+@click.option("--reference", metavar="NAME",
+              help="Input the ratios are taken to (default: the first simulation when there is "
+              "a data input, else the first input).")  # fmt: skip
+@click.option(
+    "--candidates", type=click.Choice(["chain", "steering"]),
+    help="Candidate settings for every input: the chain's (default with --chain) or the "
+    "inputs' ml.dataset.candidates (default otherwise).",
+)  # fmt: skip
 @click.option(
     "--max-events", type=click.IntRange(min=1), default=5000, show_default=True,
     help="Waveforms read per input.",
@@ -348,18 +444,25 @@ def compare(
     inputs: tuple[str, ...],
     output: str,
     chain: str | None,
+    overrides: tuple[str, ...],
+    reference: str | None,
+    candidates: Any,
     max_events: int,
     formats: tuple[str, ...],
 ) -> None:
-    """Overlay two or more INPUTS (steering files: their name labels the input, their data:
-    mapping or simulate: section gives the waveforms), normalised, with ratio panels."""
+    """Compare two or more INPUTS (steering files: their name labels the input, data.files
+    make it data, a simulate: section simulation) with the same reconstruction settings:
+    normalised overlays with a ratio panel to the reference, and a verdict table
+    (compare_verdict.csv/.png) flagging each mismatch."""
     from pathlib import Path
 
+    from ccframe.compare.inputs import load_inputs
     from ccframe.compare.overlay import overlay_inputs
 
-    steerings = [_load(path, ()) for path in inputs]
+    steerings = load_inputs(inputs, overrides)
     chain_dir = Path(chain) if chain else None
-    overlay_inputs(steerings, Path(output), max_events, chain_dir, formats, _progress)
+    overlay_inputs(steerings, Path(output), max_events, chain_dir, formats, _progress,
+                   reference=reference, candidates=candidates)  # fmt: skip
 
 
 @cli.command()

@@ -65,6 +65,7 @@ def test_version_through_console_script(tmp_path):
         ["simulate"],
         ["inspect"],
         ["validate"],
+        ["schema"],
         ["infer"],
         ["plot"],
         ["robustness"],
@@ -86,8 +87,9 @@ def test_help_is_lazy(tmp_path, command):
     assert proc.stdout.startswith("Usage: ccframe")
     if not command:
         assert re.search(
-            r"Commands:\n\s+collect.*\n\s+compare.*\n\s+infer.*\n\s+inspect.*\n\s+pid.*"
-            r"\n\s+plot.*\n\s+robustness.*\n\s+run.*\n\s+simulate.*\n\s+sweep.*\n\s+validate",
+            r"Commands:\n\s+calibrate.*\n\s+collect.*\n\s+compare.*\n\s+infer.*\n\s+inspect.*"
+            r"\n\s+pid.*\n\s+plot.*\n\s+robustness.*\n\s+run.*\n\s+schema.*\n\s+simulate.*\n\s+sweep.*"
+            r"\n\s+validate",
             proc.stdout,
         )
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}

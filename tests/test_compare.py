@@ -104,9 +104,14 @@ def test_compare_candidates_unchanged_without_a_chain(tmp_path, capsys):
 
 
 def test_compare_labels_data_and_simulation(sim_file, tmp_path, capsys):
-    """data.files without simulate: is data (a --set simulate.* does not make it simulation);
-    the ratio is data / simulation."""
-    beam = {"schema_version": 1, "name": "beam", "data": {"files": [str(sim_file)]}}
+    """An input that reads data.files is data, also with a simulate: section (calibrate's
+    input, say) and a --set simulate.*; the ratio is data / simulation."""
+    beam = {
+        "schema_version": 1,
+        "name": "beam",
+        "data": {"files": [str(sim_file)]},
+        "simulate": {"n_waveforms": 50, "particle": "mu"},
+    }
     data = tmp_path / "beam.yaml"
     data.write_text(yaml.safe_dump(beam))
     sim = write_input(tmp_path, "mc")

@@ -22,24 +22,16 @@ CandidateSource = Literal["chain", "steering"]
 
 
 def load_inputs(paths: tuple[str, ...], overrides: tuple[str, ...]) -> list[Steering]:
-    """The inputs' steering files with the `--set` overrides applied to each; an override
-    that would add a simulate: section to a data input (data.files, no simulate:) is not
-    applied to it, so that it stays data."""
+    """The inputs' steering files with the `--set` overrides applied to each."""
     from ccframe.steering.loader import load_steering
 
-    out = []
-    for path in paths:
-        config = load_steering(path, overrides)
-        added = config.simulate is not None and config.data.files and overrides
-        if added and load_steering(path).simulate is None:
-            config = config.model_copy(update={"simulate": None})
-        out.append(config)
-    return out
+    return [load_steering(path, overrides) for path in paths]
 
 
 def kind_of(steering: Steering) -> Kind:
-    """'simulation' for an input with a simulate: section, else 'data' (data.files)."""
-    return "simulation" if steering.simulate is not None else "data"
+    """'data' for an input that reads data.files (even with a simulate: section, which
+    compare then does not use), else 'simulation' (its simulate: section is simulated)."""
+    return "data" if steering.data.files else "simulation"
 
 
 def reference_index(steerings: list[Steering], name: str | None) -> int:

@@ -15,7 +15,10 @@ from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
 from ccframe.logs import Log, Progress, with_progress
 from ccframe.ml.chain import Chain, accepted_counts, candidate_record
-from ccframe.reco.traditional import truth_branches
+from ccframe.reco.config import TraditionalConfig
+from ccframe.reco.stage import traditional_of_run
+from ccframe.reco.traditional import reconstruct, truth_branches
+from ccframe.runfolder.artifacts import Artifacts
 
 TRUTH_TYPES = {
     "momentum_gev": np.float64,
@@ -26,12 +29,15 @@ TRUTH_TYPES = {
 """Types of the truth branches, as the ml stage writes them in predictions.root."""
 
 
-def chunks(chain: Chain, batches: Iterator[Any], files: list[str]) -> Iterator[dict[str, Any]]:
-    """Per-waveform counts and the jagged `candidate` record of each batch. `event_id` is
-    the input's, or the entry number where the input has none (as in the ml stage's
-    predictions.root)."""
+def chunks(
+    chain: Chain, traditional: TraditionalConfig, batches: Iterator[Any], files: list[str]
+) -> Iterator[dict[str, Any]]:
+    """Per-waveform counts (the chain's and the run's traditional algorithm's) and the
+    jagged `candidate` record of each batch. `event_id` is the input's, or the entry number
+    where the input has none (as in the ml stage's predictions.root)."""
     for batch in batches:
         out = chain.apply(batch)
+        reco = reconstruct(batch, traditional.finder, traditional.clusterize)
         counts = np.diff(out["offsets"])
         truth = truth_branches(batch.truth)
         entry = np.asarray(batch.entry, dtype=np.int64)
@@ -41,6 +47,7 @@ def chunks(chain: Chain, batches: Iterator[Any], files: list[str]) -> Iterator[d
             "event_id": np.asarray(truth.pop("event_id", entry), dtype=np.int64),
             **{k: np.asarray(v, dtype=TRUTH_TYPES.get(k)) for k, v in truth.items()},
             "n_clusters_ml": out["n_clusters_ml"],
+            "n_clusters_traditional": reco.n_clusters.astype(np.int64),
             "n_peaks": accepted_counts(out["offsets"], out["accept"]),
             "candidate": candidate_record(
                 out["position"], counts, batch.sampling_ghz, out["score"], out["accept"]
@@ -58,15 +65,17 @@ def infer(
     force: bool,
     log: Log,
 ) -> dict[str, Any]:
-    """Apply the chain saved in `run_dir` to `files`; write the `predictions` tree."""
+    """Apply the chain saved in `run_dir` to `files`, and its traditional algorithm with the
+    thresholds the run used; write the `predictions` tree."""
     if output.exists() and not force:
         raise OutputError(f"{output}: exists; use --force to replace it")
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder")
     chain = Chain.load(run_dir, batch, data=data, files=files)
+    traditional = traditional_of_run(Artifacts.of_run(run_dir))
     t0 = time.perf_counter()
     progress = Progress("infer", log)
-    out = chunks(chain, iter_batches(data, files), files)
+    out = chunks(chain, traditional, iter_batches(data, files), files)
     n = write_tree(output, "predictions", with_progress(out, progress))
     wall = time.perf_counter() - t0
     log(

@@ -26,7 +26,7 @@ from ccframe.ml.chain import Chain
 from ccframe.ml.config import RobustnessConfig
 from ccframe.ml.dataset import TEST
 from ccframe.reco.config import TraditionalConfig
-from ccframe.reco.stage import load_thresholds, resolve_traditional
+from ccframe.reco.stage import traditional_of_run
 from ccframe.reco.traditional import ELECTRONS, peak_truth, reconstruct, reference_peaks
 from ccframe.runfolder.artifacts import ROBUSTNESS, ROBUSTNESS_TABLE, Artifacts
 
@@ -157,17 +157,6 @@ def run_robustness(run_dir: Path, cfg: RobustnessConfig, log: Log) -> list[dict[
         raise InputError(f"{run_dir}: not an ML run (its steering.yaml has no ml: section)")
     chain = Chain.load(run_dir)
     return robustness(artifacts, cfg, chain, traditional_of_run(artifacts), log)
-
-
-def traditional_of_run(artifacts: Artifacts) -> TraditionalConfig:
-    """The traditional settings a run used, resolved as the run resolved them
-    (`resolve_traditional`): the copy of `traditional.thresholds` in the run folder, else its
-    tune stage's thresholds, else its steering file's."""
-    cfg = artifacts.steering.traditional or TraditionalConfig()
-    copy = artifacts.thresholds
-    cfg = cfg.model_copy(update={"thresholds": str(copy) if copy.is_file() else None})
-    tuned = load_thresholds(str(artifacts.tuned)) if artifacts.tuned.is_file() else None
-    return resolve_traditional(cfg, tuned)
 
 
 def robustness(

@@ -24,7 +24,7 @@ from ccframe.reco.traditional import (
     tree_chunk,
 )
 from ccframe.reco.tune import tune
-from ccframe.runfolder.artifacts import TUNE_TABLE
+from ccframe.runfolder.artifacts import TUNE_TABLE, Artifacts
 
 
 def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log) -> dict:
@@ -155,3 +155,14 @@ def format_metrics(m: dict[str, Any]) -> str:
         for row in m.get("count_vs_momentum", [])
     )
     return "\n".join(lines) if lines else "  (no truth: counts written, no metrics)"
+
+
+def traditional_of_run(artifacts: Artifacts) -> TraditionalConfig:
+    """The traditional settings a run used, resolved as the run resolved them
+    (`resolve_traditional`): the copy of `traditional.thresholds` in the run folder, else its
+    tune stage's thresholds, else its steering file's."""
+    cfg = artifacts.steering.traditional or TraditionalConfig()
+    copy = artifacts.thresholds
+    cfg = cfg.model_copy(update={"thresholds": str(copy) if copy.is_file() else None})
+    tuned = load_thresholds(str(artifacts.tuned)) if artifacts.tuned.is_file() else None
+    return resolve_traditional(cfg, tuned)
