@@ -163,7 +163,7 @@ def test_summary_predictions_without_truth(predictions, tmp_path):
     _, _, inferred = predictions
     keys = set(uproot.open(inferred)["predictions"].keys())
     assert "event_id" in keys  # the entry number when the input has none
-    assert not (set(TRUTH_BRANCHES) - {"event_id"}) & keys
+    assert not (set(TRUTH_BRANCHES) - {"event_id", "n_clusters_traditional"}) & keys
     proc = run_macro(f'{MACROS / "summary_predictions.C"}("{inferred}", 2)', tmp_path)
     assert proc.returncode == 0, proc.stderr
     got = parse_summary(proc.stdout)
@@ -171,6 +171,9 @@ def test_summary_predictions_without_truth(predictions, tmp_path):
     assert got["waveforms"] == 300
     assert got["mean_n_clusters_ml"] == pytest.approx(t["n_clusters_ml"].mean(), rel=1e-5)
     assert got["accepted_peaks_per_waveform"] == pytest.approx(t["n_peaks"].mean(), rel=1e-6)
+    assert got["mean_n_clusters_traditional"] == pytest.approx(
+        t["n_clusters_traditional"].mean(), rel=1e-6
+    )
     assert "no truth" in proc.stdout and "classifier counts skipped" in proc.stdout
     assert "classifier_TP" not in got and "ml_resolution_rms" not in got
 
