@@ -19,7 +19,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
-from conftest import REPO, set_args
+from conftest import REPO, TINY_OVERRIDES, set_args
 
 from ccframe.cli import main
 from ccframe.errors import InputError, SteeringError
@@ -336,16 +336,7 @@ def test_shipped_garfield_steering_trains_from_tags_and_ncls(garfield, tmp_path,
     args = set_args(
         f"data.files=[{garfield['peak']}]",
         f"output={tmp_path / 'g'}",
-        "tune.max_events=100",
-        "tune.n1=[4.0, 5.0]",
-        "ml.classifier.lstm_units=4",
-        "ml.classifier.dense=[8]",
-        "ml.classifier.dropout=[0.0]",
-        "ml.classifier.training.epochs=1",
-        "ml.counter.filters=[4]",
-        "ml.counter.dense=[8]",
-        "ml.counter.dropout=[0.0]",
-        "ml.counter.training.epochs=1",
+        *(o for o in TINY_OVERRIDES if not o.startswith("simulate.")),  # no simulate: here
         "ml.dataset.cache=false",
         "plots.event_displays=1",
     )
