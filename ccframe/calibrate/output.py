@@ -43,6 +43,17 @@ KEY = {
     "pretrigger_ns": "simulate.detector.pretrigger_ns",
 }
 """Where each fitted parameter goes in the steering file."""
+WIDE_TUNE: dict[str, Any] = {
+    "n1": [2.0, 3.0, 4.0, 5.0, 6.0],
+    "n2": [0.1, 0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 1.5],
+    "c_sqrt_ns": [0.0, 0.1, 0.15, 0.2, 0.23, 0.26, 0.3, 0.4, 0.5],
+    "max_relative_bias": 0.02,
+}
+"""The tune grid of a calibrated steering file (keys its input leaves unset). The default
+grid is made for the default electronics: slow pulses (rise 2 ns, fall 14 ns) need N2 below
+0.5 and c up to 0.5, where the default grid has no point within 24% of the true count; the
+2% bias bound keeps DERIV's own bias on the fitted simulation well inside what transfers to
+the data (docs/calibration.md)."""
 
 
 def paths(output: Path) -> dict[str, Path]:
@@ -127,8 +138,16 @@ def calibrated_raw(
     sim = _merge(sim, fitted_section(result, adc))
     raw["simulate"] = sim
     if not any(k in raw for k in ("ml", "traditional", "tune")):
-        raw["ml"] = {}
-        notes.append(f"{output.name}: ml: added with its defaults (the input had no ml section)")
+        raw.update(tune={}, traditional={}, ml={})
+        notes.append(
+            f"{output.name}: tune:, traditional: and ml: added with their defaults (the input "
+            "had none)"
+        )
+    if "tune" in raw and raw["tune"] is not None:
+        widened = [k for k in WIDE_TUNE if k not in raw["tune"]]
+        raw["tune"] = {**raw["tune"], **{k: WIDE_TUNE[k] for k in widened}}
+        if widened:
+            notes.append(f"tune: {', '.join(widened)} widened for electronics unlike the default")
     delay = _round(peak_time(result.config.pulse.rise_ns, result.config.pulse.fall_ns), 3)
     for section in (("ml", "dataset", "match"), ("traditional", "match")):
         node = raw.get(section[0])
