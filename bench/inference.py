@@ -1,6 +1,6 @@
 """End-to-end inference speed of the two-step chain, from a ROOT file to cluster counts.
 
-    python bench/inference.py [--n 20000] [--steering steering/quickstart.yaml]
+    python bench/inference.py [--n 20000] [--steering steering/quickstart.yaml] [--onnx]
 
 Builds the classifier and counter of the steering file's `ml:` section (random weights:
 speed does not depend on them, except through the number of accepted peaks, fixed here by
@@ -9,6 +9,11 @@ waveforms into a temporary ROOT file, and times every stage of `Chain.apply` on 
 read (uproot + baseline), candidates, windows, LSTM, time list, CNN. It also compares ways
 of calling the LSTM on the same windows: `model.predict`, a compiled `tf.function`, and the
 compiled function with XLA. Target (issue 4): >= 3,000 waveforms/s end to end on 2 cores.
+
+With --onnx (needs `pip install 'ccframe[onnx]'`) the same chain is saved, exported with
+`ccframe export`'s code and loaded once per backend (`Chain.load(..., backend=...)`); the
+classifier alone (same windows) and `Chain.apply` end to end (same file, read included) are
+timed for Keras and ONNX Runtime in turn, best of --repeat, with the ratio onnx/keras.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from ccframe.io.reader import iter_batches
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.jagged import flat
 from ccframe.kernels.windows import slice_windows
-from ccframe.ml.chain import ChainSettings, Predictor, time_lists
+from ccframe.ml.chain import Chain, ChainSettings, Predictor, time_lists
 from ccframe.ml.models import build_classifier, build_counter
 from ccframe.ml.runtime import configure
 from ccframe.simulate.stage import simulate_to_root
@@ -44,6 +49,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--steering", default=str(REPO / "steering" / "quickstart.yaml"))
     parser.add_argument("--batch", type=int, default=8192)
+    parser.add_argument("--onnx", action="store_true", help="compare Keras with ONNX Runtime")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of the backend comparison")
     args = parser.parse_args()
     steering = load_steering(args.steering)
     ml = steering.ml
@@ -69,7 +76,7 @@ def main() -> None:
         score(slice_windows(w, warm.baseline, warm.rms, p, d.window))
         count(np.zeros((1, d.time_list.n_bins, 1), np.float32))
         n_windows = 0
-        all_windows = []
+        all_windows, all_lists = [], []
         t_start = time.perf_counter()
         reader = iter_batches(data, [str(path)])
         while True:
@@ -96,7 +103,15 @@ def main() -> None:
             n_windows += len(windows)
             if len(all_windows) < 2:
                 all_windows.append(windows)
+                all_lists.append(lists)
         total = time.perf_counter() - t_start
+        if args.onnx:
+            settings = ChainSettings(d.candidates, d.window, d.time_list, threshold,
+                                     warm.sampling_ghz, warm.n_samples,
+                                     data.baseline_window_ns)  # fmt: skip
+            saved = Chain.from_keras(classifier, counter, settings, args.batch)
+            inputs = (np.concatenate(all_windows), np.concatenate(all_lists))
+            onnx_rates = compare_backends(saved, Path(tmp), path, data, inputs, args)
     n = args.n
     print(f"end to end: {n} waveforms in {total:.2f} s = {n / total:,.0f} waveforms/s "
           f"({n_windows / n:.1f} candidates per waveform; target >= 3,000)")  # fmt: skip
@@ -117,6 +132,55 @@ def main() -> None:
           f"on {len(x):,} windows:")  # fmt: skip
     for name, r in rates.items():
         print(f"  {name:<34s} {r:>10,.0f} windows/s  {r / base:5.2f}x predict")
+    if args.onnx:
+        per_waveform = n_windows / n
+        print(f"Keras and ONNX Runtime on the same chain and inputs (best of {args.repeat}, "
+              f"interleaved; {n_windows / n:.1f} windows per waveform):")  # fmt: skip
+        for what, k_o in onnx_rates.items():
+            k, o = k_o["keras"], k_o["onnx"]
+            unit = "windows/s" if what == "classifier alone" else "waveforms/s"
+            extra = ""
+            if unit == "windows/s":
+                extra = f" (= {k / per_waveform:,.0f} / {o / per_waveform:,.0f} waveforms/s)"
+            print(f"  {what:<17s} keras {k:>10,.0f}  onnx {o:>10,.0f} {unit}{extra}  "
+                  f"ratio onnx/keras {o / k:4.2f}")  # fmt: skip
+
+
+def compare_backends(
+    saved: Chain, folder: Path, path: Path, data, inputs, args
+) -> dict[str, dict[str, float]]:
+    """Rates of the Keras and ONNX Runtime backends of one chain: the classifier on the same
+    windows, the counter on the same time lists, and `Chain.apply` on every batch of the file
+    (read included)."""
+    from ccframe.ml.onnx import export_chain
+
+    chain_dir = folder / "chain"
+    saved.save(chain_dir)
+    export_chain(chain_dir, False, lambda message: None)
+    chains = {b: Chain.load(chain_dir, args.batch, backend=b) for b in ("keras", "onnx")}
+    x, lists = inputs
+    rates: dict[str, dict[str, float]] = {
+        "classifier alone": {},
+        "counter alone": {},
+        "end to end": {},
+    }
+    for chain in chains.values():  # warm-up: trace, compile, allocate
+        chain.score(x[: args.batch])
+        next(iter(map(chain.apply, iter_batches(data.model_copy(update={"max_events": 64}),
+                                                [str(path)]))))  # fmt: skip
+    for _ in range(args.repeat):
+        for name, chain in chains.items():
+            _, t = timed(chain.score, x)
+            rates["classifier alone"][name] = max(
+                rates["classifier alone"].get(name, 0), len(x) / t
+            )
+            _, t = timed(chain.count, lists)
+            rates["counter alone"][name] = max(rates["counter alone"].get(name, 0), len(lists) / t)
+            t0 = time.perf_counter()
+            n = sum(len(chain.apply(b)["n_clusters_ml"]) for b in iter_batches(data, [str(path)]))
+            t = time.perf_counter() - t0
+            rates["end to end"][name] = max(rates["end to end"].get(name, 0), n / t)
+    return rates
 
 
 if __name__ == "__main__":

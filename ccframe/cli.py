@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -326,6 +326,14 @@ def inspect(
     show_default=True,
     help="Windows per classifier call.",
 )
+@click.option(
+    "--backend",
+    type=click.Choice(["keras", "onnx"]),
+    default="keras",
+    show_default=True,
+    help="Run the networks with Keras, or with ONNX Runtime (no TensorFlow; `ccframe export "
+    "RUN_DIR` first).",
+)
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 def infer(
     run_dir: str,
@@ -334,6 +342,7 @@ def infer(
     steering: str | None,
     overrides: tuple[str, ...],
     batch: int,
+    backend: Literal["keras", "onnx"],
     force: bool,
 ) -> None:
     """Apply the chain trained in RUN_DIR to INPUTS (ROOT files); write per-waveform cluster
@@ -352,7 +361,24 @@ def infer(
     if any(o.split("=", 1)[0].strip() in ("data", "data.tree") for o in overrides):
         data = data.model_copy(update={"tree": config.data.tree})  # --set wins over simulate.tree
     files = expand_files(list(inputs))
-    run_infer(run, files, Path(output), data, batch, force, _progress)
+    run_infer(run, files, Path(output), data, batch, force, _progress, backend=backend)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Replace an earlier export.")
+def export(run_dir: str, force: bool) -> None:
+    """Write the chain trained in RUN_DIR as ONNX next to its chain.json: classifier.onnx,
+    counter.onnx and onnx.json (tensor names, opset, the chain's settings), for ONNX Runtime
+    in C++ frameworks (key4hep) and `ccframe infer --backend onnx`."""
+    from pathlib import Path
+
+    from ccframe.ml.onnx import export_chain
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise click.BadParameter(f"{run_dir}: no such run folder", param_hint="RUN_DIR")
+    export_chain(run, force, _progress)
 
 
 @cli.command()

@@ -19,7 +19,10 @@ from ccframe.cli import main
 from ccframe.steering.loader import load_steering
 
 # Imported only by the commands that need them (ccframe/cli.py), never by --help.
-HEAVY = ("tensorflow", "keras", "numba", "uproot", "awkward", "optuna", "htcondor2", "jinja2")
+HEAVY = (
+    "tensorflow", "keras", "numba", "uproot", "awkward", "optuna", "htcondor2", "jinja2",
+    "onnx", "onnxruntime", "tf2onnx",
+)  # fmt: skip
 
 
 def cli(capsys, *args):
@@ -67,6 +70,7 @@ def test_version_through_console_script(tmp_path):
         ["validate"],
         ["schema"],
         ["infer"],
+        ["export"],
         ["plot"],
         ["robustness"],
         ["compare"],
@@ -87,7 +91,8 @@ def test_help_is_lazy(tmp_path, command):
     assert proc.stdout.startswith("Usage: ccframe")
     if not command:
         assert re.search(
-            r"Commands:\n\s+calibrate.*\n\s+collect.*\n\s+compare.*\n\s+infer.*\n\s+inspect.*"
+            r"Commands:\n\s+calibrate.*\n\s+collect.*\n\s+compare.*\n\s+export.*\n\s+infer.*"
+            r"\n\s+inspect.*"
             r"\n\s+pid.*\n\s+plot.*\n\s+robustness.*\n\s+run.*\n\s+schema.*\n\s+simulate.*\n\s+sweep.*"
             r"\n\s+validate",
             proc.stdout,

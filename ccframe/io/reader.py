@@ -1,7 +1,7 @@
 """Read waveforms and truth from ROOT trees with uproot, chunk by chunk, into typed batches.
 
-A tree is a TTree or an RNTuple (`ccframe.io.ntuple.Ntuple`, which gives an RNTuple and its fields the TTree
-interface the reader uses; "branch" below means an RNTuple field as well). Every problem with
+A tree is a TTree or an RNTuple (`ccframe.io.ntuple.Ntuple`, which gives an RNTuple and its
+fields the TTree interface the reader uses; "branch" below means an RNTuple field as well). Every problem with
 an input (missing or corrupt file, missing tree or branch, a basket or page that fails to
 decompress or whose checksum does not match, wrong dtype or shape, empty tree, NaN/inf
 samples, a waveform that does not match its `<branch>_checksum`) is an `InputError` naming

@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import awkward as ak
 import numpy as np
@@ -50,6 +50,8 @@ KEYS = (
     "baseline_window_ns",
 )
 Model = TypeVar("Model", bound=BaseModel)
+Backend = Literal["keras", "onnx"]
+"""What runs the two networks: Keras (TensorFlow) or ONNX Runtime (`ccframe export` first)."""
 
 
 @dataclass
@@ -241,6 +243,12 @@ def check_inputs(settings: ChainSettings, data: DataConfig, files: list[str]) ->
             raise InputError(problem)
 
 
+class BatchPredictor(Protocol):
+    """One network of the chain, of any backend: float32 inputs (n, ...) -> (n,) float32."""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
 class Predictor:
     """A Keras model called through one compiled function on fixed-size batches (the last
     one padded), so it is traced once; faster than `model.predict` on CPU."""
@@ -312,17 +320,34 @@ def time_lists(
 
 
 class Chain:
-    """The trained classifier and counter with their settings."""
+    """The trained classifier and counter, as predictors of one backend, with their settings.
+    `models`: the Keras models (keras backend), which `save` writes."""
 
-    def __init__(self, classifier: Any, counter: Any, settings: ChainSettings, batch: int) -> None:
-        self.classifier, self.counter, self.settings = classifier, counter, settings
+    def __init__(
+        self,
+        score: BatchPredictor,
+        count: BatchPredictor,
+        settings: ChainSettings,
+        models: tuple[Any, Any] | None = None,
+    ) -> None:
+        self.score, self.count, self.settings, self.models = score, count, settings, models
+
+    @classmethod
+    def from_keras(
+        cls, classifier: Any, counter: Any, settings: ChainSettings, batch: int = 8192
+    ) -> Chain:
+        """The chain of two Keras models, each called through a compiled `Predictor` (the
+        classifier with XLA when its LSTM is unrolled)."""
         unrolled = any(getattr(layer, "unroll", False) for layer in classifier.layers)
-        self.score = Predictor(classifier, batch, xla=unrolled)
-        self.count = Predictor(counter, max(1, batch // 16))
+        score = Predictor(classifier, batch, xla=unrolled)
+        count = Predictor(counter, max(1, batch // 16))
+        return cls(score, count, settings, (classifier, counter))
 
     def save(self, folder: Path) -> None:
+        if self.models is None:
+            raise TypeError("only a chain of Keras models can be saved")
         folder.mkdir(parents=True, exist_ok=True)
-        for model, name in ((self.classifier, CLASSIFIER_FILE), (self.counter, COUNTER_FILE)):
+        for model, name in zip(self.models, (CLASSIFIER_FILE, COUNTER_FILE), strict=True):
             tmp = folder / f".{name}.tmp.keras"
             model.save(tmp)
             tmp.replace(folder / name)
@@ -335,13 +360,20 @@ class Chain:
         batch: int = 8192,
         data: DataConfig | None = None,
         files: list[str] | None = None,
+        backend: Backend = "keras",
     ) -> Chain:
         """Load a saved chain; a missing folder or file, an invalid chain.json or another
         schema is an error. With `data` and `files`, inputs the chain cannot take are refused
-        before TensorFlow is imported."""
+        before TensorFlow is imported. Backend `onnx` runs the networks that `ccframe export`
+        wrote with ONNX Runtime, and never imports TensorFlow."""
         settings = read_settings(folder)
         if data is not None and files is not None:
             check_inputs(settings, data, files)
+        if backend == "onnx":
+            from ccframe.ml.onnx import load_predictors
+
+            score, count = load_predictors(folder, batch)
+            return cls(score, count, settings)
         from ccframe.ml.runtime import keras
 
         models = []
@@ -350,7 +382,7 @@ class Chain:
                 models.append(keras.models.load_model(folder / name, compile=False))
             except Exception as exc:  # missing, truncated or foreign files
                 raise InputError(f"{folder / name}: cannot load the model ({exc})") from None
-        return cls(models[0], models[1], settings, batch)
+        return cls.from_keras(models[0], models[1], settings, batch)
 
     def check(self, batch: WaveformBatch) -> None:
         problem = self.settings.mismatch(batch.file, batch.sampling_ghz, batch.n_samples)

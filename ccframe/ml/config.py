@@ -219,3 +219,6 @@ class InferConfig(_MLSection):
     """Output file in the run folder (tree `predictions`, as `ccframe infer` writes)."""
     batch: int = Field(8192, gt=0, le=1_000_000)
     """Windows per classifier call."""
+    backend: Literal["keras", "onnx"] = "keras"
+    """What runs the two networks: Keras, or ONNX Runtime without TensorFlow (the chain's run
+    folder needs `ccframe export RUN_DIR` first)."""

@@ -14,7 +14,7 @@ from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
 from ccframe.logs import Log, Progress, with_progress
-from ccframe.ml.chain import Chain, accepted_counts, candidate_record
+from ccframe.ml.chain import Backend, Chain, accepted_counts, candidate_record
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import traditional_of_run
 from ccframe.reco.traditional import reconstruct, truth_branches
@@ -64,14 +64,16 @@ def infer(
     batch: int,
     force: bool,
     log: Log,
+    backend: Backend = "keras",
 ) -> dict[str, Any]:
     """Apply the chain saved in `run_dir` to `files`, and its traditional algorithm with the
-    thresholds the run used; write the `predictions` tree."""
+    thresholds the run used; write the `predictions` tree. Backend `onnx` runs the networks
+    that `ccframe export` wrote with ONNX Runtime (no TensorFlow)."""
     if output.exists() and not force:
         raise OutputError(f"{output}: exists; use --force to replace it")
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder")
-    chain = Chain.load(run_dir, batch, data=data, files=files)
+    chain = Chain.load(run_dir, batch, data=data, files=files, backend=backend)
     traditional = traditional_of_run(Artifacts.of_run(run_dir))
     t0 = time.perf_counter()
     progress = Progress("infer", log)
@@ -80,6 +82,6 @@ def infer(
     wall = time.perf_counter() - t0
     log(
         f"infer: {n} waveforms from {len(files)} file(s) -> {output}:predictions in {wall:.1f} s "
-        f"({n / wall if wall else 0:.0f} waveforms/s)"
+        f"({n / wall if wall else 0:.0f} waveforms/s, {backend})"
     )
-    return {"waveforms": n, "wall_s": wall}
+    return {"waveforms": n, "wall_s": wall, "backend": backend}

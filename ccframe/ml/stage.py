@@ -228,7 +228,7 @@ def train_chain(
     timing["counter_training_s"] = time.perf_counter() - t0
     n_ml = Predictor(counter, max(1, cfg.inference_batch // 16))(lists)
     del lists
-    chain = Chain(classifier, counter, settings, cfg.inference_batch)
+    chain = Chain.from_keras(classifier, counter, settings, cfg.inference_batch)
     chain.save(run_dir)
 
     test = split == TEST

@@ -165,7 +165,14 @@ def infer(ctx: RunContext) -> None:
     assert cfg is not None
     assert target is not None
     ctx.summary["infer"] = run_infer(
-        Path(cfg.chain), ctx.files, target, ctx.data, cfg.batch, force=False, log=ctx.log
+        Path(cfg.chain),
+        ctx.files,
+        target,
+        ctx.data,
+        cfg.batch,
+        force=False,
+        log=ctx.log,
+        backend=cfg.backend,
     )
     ctx.save_summary()
 

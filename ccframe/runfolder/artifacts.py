@@ -27,6 +27,11 @@ PID = "pid.json"
 PID_TABLE = "pid.csv"
 PID_TRACKS_TREE = "pid.root"
 REPORT = "report.html"
+CLASSIFIER_ONNX = "classifier.onnx"
+COUNTER_ONNX = "counter.onnx"
+ONNX_META = "onnx.json"
+"""`ccframe export`: the chain's two networks as ONNX, and what a C++ reader needs besides
+(input and output names, opset, the chain's settings), next to chain.json."""
 PLOTS = "plots"
 
 
