@@ -207,3 +207,10 @@ def test_infer_stage_runs_the_onnx_backend_from_the_steering_file(exported, tmp_
     assert summary["infer"]["backend"] == "onnx" and summary["infer"]["waveforms"] == 40
     counts = uproot.open(tmp_path / "run" / "inferred.root")["predictions"]["n_clusters_ml"]
     assert counts.num_entries == 40
+
+
+def test_the_saved_networks_are_run_outputs(trained):
+    """classifier.keras and counter.keras are written atomically and listed in run.json, so
+    that `run --force` removes them and nothing overwrites them unnoticed."""
+    outputs = json.loads((trained / "run.json").read_text())["outputs"]
+    assert {"classifier.keras", "counter.keras", "chain.json"} <= set(outputs)

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from ccframe.errors import InputError, closest
-from ccframe.io.atomic import write_json
+from ccframe.io.atomic import atomic_path, write_json
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import (
     WaveformBatch,
@@ -348,9 +348,8 @@ class Chain:
             raise TypeError("only a chain of Keras models can be saved")
         folder.mkdir(parents=True, exist_ok=True)
         for model, name in zip(self.models, (CLASSIFIER_FILE, COUNTER_FILE), strict=True):
-            tmp = folder / f".{name}.tmp.keras"
-            model.save(tmp)
-            tmp.replace(folder / name)
+            with atomic_path(folder / name) as tmp:  # listed in run.json, as every output
+                model.save(tmp)
         write_json(folder / CHAIN_FILE, self.settings.to_json())
 
     @classmethod
