@@ -229,3 +229,25 @@ def test_shipped_beamtest_like_sample_is_a_shifted_simulation(tmp_path, capsys):
     assert verdicts(summary)[("noise_psd", "beamtest_like")]["verdict"] == "MISMATCH"  # white
     assert q["candidate_time_ns"]["beamtest_like"]["mean"] < 512  # 1024 samples at 2 GHz
     assert q["noise_rms_mv"]["beamtest_like"]["mean"] > q["noise_rms_mv"]["quickstart"]["mean"]
+
+
+def test_data_without_a_track_time_is_called_out(sim_file, tmp_path, capsys):
+    """Data without pretrigger truth and without data.pretrigger_ns count drift times from
+    the window start: compare says its traditional counts are not comparable; with
+    data.pretrigger_ns it does not."""
+    beam = {
+        "schema_version": 1,
+        "name": "beam",
+        "data": {"files": [str(sim_file)], "truth": "none"},
+    }
+    data = tmp_path / "beam.yaml"
+    data.write_text(yaml.safe_dump(beam))
+    sim = write_input(tmp_path, "mc", n_waveforms=100)
+    out = tmp_path / "cmp"
+    assert run_cli("compare", str(data), sim, "-o", str(out), "--format", "png") == 0
+    err = capsys.readouterr().err
+    assert "traditional counts are not comparable" in err and "the window start" in err
+    code = run_cli("compare", str(data), sim, "-o", str(tmp_path / "cmp2"), "--format", "png",
+                   "--set", "data.pretrigger_ns=50")  # fmt: skip
+    assert code == 0
+    assert "not comparable" not in capsys.readouterr().err

@@ -12,7 +12,7 @@ import numpy as np
 
 from ccframe.compare.inputs import Kind
 from ccframe.errors import InputError
-from ccframe.io.reader import expand_files, iter_batches
+from ccframe.io.reader import WaveformBatch, expand_files, iter_batches
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.config import CandidateConfig
 from ccframe.kernels.jagged import flat
@@ -58,6 +58,7 @@ class Sample:
     values: dict[str, list[np.ndarray]] = field(default_factory=dict)
     spectrum: NoiseSpectrum | None = None
     waveforms: int = 0
+    track_time: str | None = None  # where clusterization's drift times start (see measure)
 
     def add(self, key: str, value: np.ndarray) -> None:
         self.values.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
@@ -101,6 +102,20 @@ def first_last(positions: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, 
     """The first and last entry of every non-empty list of a flat jagged array."""
     has = np.diff(offsets) > 0
     return positions[offsets[:-1][has]], positions[offsets[1:][has] - 1]
+
+
+WINDOW_START = "the window start"
+"""`track_time_source` of an input that does not know where the track crossed."""
+
+
+def track_time_source(batch: WaveformBatch, steering: Steering) -> str:
+    """Where the clusterization's drift times of this input start: the truth's
+    pretrigger_ns, data.pretrigger_ns, or (neither) the window start."""
+    if batch.truth is not None and "pretrigger_ns" in batch.truth.fields:
+        return "the truth's pretrigger_ns"
+    if steering.input_data.pretrigger_ns is not None:
+        return f"data.pretrigger_ns = {steering.input_data.pretrigger_ns:g} ns"
+    return WINDOW_START
 
 
 def measure(
@@ -154,6 +169,7 @@ def measure(
         sample.add("candidates", np.diff(off))
         sample.add("candidate_time_ns", pos / batch.sampling_ghz)
         result = reconstruct(batch, traditional.finder, traditional.clusterize)
+        sample.track_time = sample.track_time or track_time_source(batch, steering)
         sample.add("n_clusters_traditional", result.n_clusters)
         first, last = first_last(*flat(result.peaks, np.int64))
         sample.add("first_peak_ns", first / batch.sampling_ghz)

@@ -33,6 +33,7 @@ from ccframe.compare.measure import (
     SIGNED,
     SPECTRUM,
     SPECTRUM_LABEL,
+    WINDOW_START,
     Sample,
     measure,
 )
@@ -166,6 +167,13 @@ def overlay_inputs(
         measure(s, k, out_dir, max_events, choice.config, t, chain, log)
         for s, k, t in zip(steerings, kinds, trad, strict=True)
     ]
+    starts = {s.track_time == WINDOW_START for s in samples if s.track_time}
+    if len(starts) > 1:  # some inputs know where the track crossed, others do not
+        warn(
+            "compare: the traditional counts are not comparable: drift times start at "
+            + ", ".join(f"{s.track_time} ('{s.label}')" for s in samples if s.track_time)
+            + "; set data.pretrigger_ns for the data (ccframe calibrate fits it)"
+        )
     from ccframe.compare.plots import ratio_plot, spectrum_plot, verdict_page
     from ccframe.plots.style import save, use_style
 
