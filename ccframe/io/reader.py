@@ -1,12 +1,12 @@
 """Read waveforms and truth from ROOT trees with uproot, chunk by chunk, into typed batches.
 
 A tree is a TTree or an RNTuple (`ccframe.io.ntuple.Ntuple`, which gives an RNTuple and its
-fields the TTree interface the reader uses; "branch" below means an RNTuple field as well). Every problem with
-an input (missing or corrupt file, missing tree or branch, a basket or page that fails to
-decompress or whose checksum does not match, wrong dtype or shape, empty tree, NaN/inf
-samples, a waveform that does not match its `<branch>_checksum`) is an `InputError` naming
-the file, tree, branch or entry and what was expected. An implausible conversion to mV
-(data.scale, offset_mv, polarity) is a warning (`ccframe.io.sanity`).
+fields the TTree interface the reader uses; "branch" below means an RNTuple field as well).
+Every problem with an input (missing or corrupt file, missing tree or branch, a basket or
+page that fails to decompress or whose checksum does not match, wrong dtype or shape, empty
+tree, NaN/inf samples, a waveform that does not match its `<branch>_checksum`) is an
+`InputError` naming the file, tree, branch or entry and what was expected. An implausible
+conversion to mV (data.scale, offset_mv, polarity) is a warning (`ccframe.io.sanity`).
 """
 
 from __future__ import annotations
