@@ -148,4 +148,9 @@ def calibrate(
         f"{v['pretrigger_ns']:.3g} ns in {time.perf_counter() - t0:.0f} s -> {output}, "
         f"{targets['json']}, {targets['png']}"
     )
+    log(
+        f"calibrate: next: ccframe run {output}, then count the data with the `ccframe infer` "
+        f"command in its header (data.pretrigger_ns = {v['pretrigger_ns']:.4g} ns: where the "
+        "track crossed, for the clusterization)"
+    )
     return info
