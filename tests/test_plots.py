@@ -152,3 +152,36 @@ def test_plots_stage_on_a_traditional_run(tmp_path, capsys):
     assert {"counts_2d_traditional", "residuals", "vs_momentum_relative_bias"} <= names
     assert not list((tmp_path / "trad" / "plots").glob("*.pdf"))
     assert (tmp_path / "trad" / "report.html").is_file()
+
+
+def test_plots_of_data_without_truth(sim_file, tmp_path, capsys):
+    """A traditional run on data (no truth): the count distribution, labelled Data, and the
+    report; no traceback for the truth it does not have."""
+    import yaml
+
+    steering = {
+        "schema_version": 1,
+        "name": "data",
+        "output": str(tmp_path / "run"),
+        "data": {"files": [str(sim_file)], "truth": "none"},
+        "traditional": {},
+        "plots": {"formats": ["png"]},
+    }
+    path = tmp_path / "data.yaml"
+    path.write_text(yaml.safe_dump(steering))
+    with pytest.raises(SystemExit) as info:
+        main(["run", str(path)])
+    assert info.value.code == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "plots" / "counts_traditional.png").is_file()
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_count_histogram_of_data(rng):
+    """The legend states how many waveforms and their mean and RMS count."""
+    counts = rng.poisson(20, 500)
+    ax = axes()
+    figures.count_histogram(counts, "DERIV + clusterization", ax)
+    title = ax.get_legend().get_title().get_text()
+    assert "500 waveforms" in title
+    assert f"mean {counts.mean():.2f}, RMS {counts.std():.2f}" in title

@@ -171,6 +171,31 @@ def is_integer_count(values: np.ndarray) -> bool:
     return bool(v.size) and bool(np.all(np.isfinite(v))) and bool(np.all(v == np.round(v)))
 
 
+def count_histogram(counts: np.ndarray, label: str, ax: Any = None) -> list[Any]:
+    """Clusters counted per waveform, for an input without truth (data): integer bins, the
+    mean and RMS in the legend."""
+    ax = axes(ax)
+    counts = np.asarray(counts, dtype=np.float64)
+    lo, hi = (float(counts.min()), float(counts.max())) if counts.size else (0.0, 1.0)
+    h: hist.Hist = hist.Hist(hist.axis.Regular(int(hi - lo) + 1, lo - 0.5, hi + 0.5, name="n"))
+    h.fill(counts)
+    mean = counts.mean() if counts.size else float("nan")
+    rms = counts.std() if counts.size else float("nan")
+    artists = hep.histplot(h, ax=ax, histtype="errorbar", color="black", label=label)
+    ax.set_xlabel("clusters counted per waveform")
+    ax.set_ylabel("waveforms")
+    ax.set_ylim(0, 1.35 * float(h.values().max(initial=1.0)))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(
+        loc="upper right",
+        fontsize="small",
+        title=f"{counts.size} waveforms\nmean {mean:.2f}, RMS {rms:.2f}",
+        title_fontsize="small",
+    )
+    experiment_label(ax, simulation=False, rlabel="no truth")
+    return list(artists)
+
+
 def spread_histogram(
     low: np.ndarray, high: np.ndarray, edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

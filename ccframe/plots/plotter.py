@@ -254,6 +254,33 @@ class Plotter:
             figsize=(14.0, 6.0),
         )
 
+    def traditional_counts(self, metrics: dict[str, Any]) -> None:
+        """The traditional stage's counts: against the truth, or (data without truth) their
+        distribution."""
+        tree = uproot.open(self.artifacts.traditional)["traditional"]
+        if "n_clusters_true" not in tree:
+            counts = ak.to_numpy(tree["n_clusters_traditional"].array())
+            name = count_name("traditional", self.algorithm)
+            self.add(
+                "counts_traditional",
+                f"{name} count per waveform of the input, which has no truth (data)",
+                partial(figures.count_histogram, counts, name),
+            )
+            return
+        trad = tree.arrays(["n_clusters_true", "n_clusters_traditional", "momentum_gev"])
+        counts = {"traditional": ak.to_numpy(trad["n_clusters_traditional"]).astype(float)}
+        n_true = ak.to_numpy(trad["n_clusters_true"])
+        rows, complete = with_bootstrap_errors(
+            metrics.get("count_vs_momentum", []),
+            ak.to_numpy(trad["momentum_gev"]),
+            counts["traditional"],
+            n_true,
+            seed=self.seed,
+        )
+        self.counts(
+            n_true, counts, {"traditional": rows}, bootstrapped=complete, sample="all waveforms"
+        )
+
 
 def make_plots(
     run_dir: Path,
@@ -297,21 +324,7 @@ def make_plots(
         for row in np.flatnonzero(test)[:events]:
             p.event(pred, int(row))
     elif artifacts.traditional.is_file() and "traditional" in metrics:
-        trad = uproot.open(artifacts.traditional)["traditional"].arrays(
-            ["n_clusters_true", "n_clusters_traditional", "momentum_gev"]
-        )
-        counts = {"traditional": ak.to_numpy(trad["n_clusters_traditional"]).astype(float)}
-        n_true = ak.to_numpy(trad["n_clusters_true"])
-        rows, complete = with_bootstrap_errors(
-            metrics["traditional"].get("count_vs_momentum", []),
-            ak.to_numpy(trad["momentum_gev"]),
-            counts["traditional"],
-            n_true,
-            seed=p.seed,
-        )
-        p.counts(
-            n_true, counts, {"traditional": rows}, bootstrapped=complete, sample="all waveforms"
-        )
+        p.traditional_counts(metrics["traditional"])
     if artifacts.path(PID).is_file():
         rows = json.loads(artifacts.path(PID).read_text())
         for pair in dict.fromkeys(r["pair"] for r in rows):
