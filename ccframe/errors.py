@@ -44,3 +44,10 @@ def closest(name: str, candidates: Iterable[str], n: int = 3) -> str:
     if not matches:
         return ""
     return " (did you mean " + " or ".join(repr(m) for m in matches) + "?)"
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's first line (at most 160 characters), or its type's name, for a
+    one-line message."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ccframe.errors import InputError
+from ccframe.errors import InputError, reason
 from ccframe.io.config import DataConfig
 from ccframe.io.describe import describe, format_description
-from ccframe.io.reader import iter_batches, open_file, open_tree, reason, require_branch
+from ccframe.io.reader import iter_batches, open_file, open_tree, require_branch
 
 
 def list_trees(path: str) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import xxhash
 from uproot.interpretation.jagged import AsJagged
 from uproot.interpretation.numerical import AsDtype
 
-from ccframe.errors import InputError
+from ccframe.errors import InputError, reason
 
 
 @dataclass(frozen=True)
@@ -158,11 +158,6 @@ def kind_of(tree: Any) -> str:
 def part_of(tree_or_branch: Any) -> str:
     """What the parts of a tree are, for messages: "branch" or "field" (of an RNTuple)."""
     return "field" if isinstance(tree_or_branch, Ntuple | NtupleField) else "branch"
-
-
-def reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def unreadable(path: str, tree: Any, branch: str, exc: BaseException, entries: str = "") -> str:

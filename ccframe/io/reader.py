@@ -22,9 +22,9 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from ccframe.errors import CcframeError, InputError, closest
+from ccframe.errors import CcframeError, InputError, closest, reason
 from ccframe.io.config import TRUTH_NAMES, DataConfig
-from ccframe.io.ntuple import Ntuple, NtupleField, kind_of, part_of, reason, unreadable
+from ccframe.io.ntuple import Ntuple, NtupleField, kind_of, part_of, unreadable
 from ccframe.io.sanity import warn_if_implausible
 from ccframe.kernels.baseline import baseline_rms
 from ccframe.kernels.checksum import checksum_branch, row_checksums

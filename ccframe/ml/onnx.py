@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 
 from ccframe import __version__
-from ccframe.errors import CcframeError, InputError, OutputError
+from ccframe.errors import CcframeError, InputError, OutputError, reason
 from ccframe.io.atomic import atomic_path, write_json
-from ccframe.io.reader import reason
 from ccframe.kernels.config import CandidateConfig, TimeListConfig, WindowConfig
 from ccframe.ml.chain import (
     CHAIN_FILE,
@@ -100,7 +99,7 @@ def export_chain(run_dir: Path, force: bool, log: Callable[[str], None]) -> dict
     if existing and not force:
         raise OutputError(f"{existing[0]}: exists; use --force to replace it")
     _require("tf2onnx", "onnx", "onnxruntime", what="ccframe export")
-    from ccframe.runfolder.rundir import FolderLock, describe_writer, read_status
+    from ccframe.runfolder.rundir import FolderLock, add_outputs, describe_writer, read_status
 
     lock = FolderLock(run_dir)
     is_run = (run_dir / STATUS).is_file()
@@ -111,7 +110,7 @@ def export_chain(run_dir: Path, force: bool, log: Callable[[str], None]) -> dict
         )
     try:
         if is_run:
-            _list_outputs(run_dir, EXPORTED)
+            add_outputs(run_dir, EXPORTED)
         record = _export(run_dir, settings, log)
     finally:
         lock.release()
@@ -128,22 +127,6 @@ def _require(*modules: str, what: str) -> None:
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise CcframeError(f"{what} needs {', '.join(missing)}: {INSTALL}")
-
-
-def _list_outputs(run_dir: Path, names: tuple[str, ...]) -> None:
-    """Add `names` to the outputs that run.json lists (before they are written, so a killed
-    export leaves nothing unlisted); a run.json without a list is left as it is."""
-    path = run_dir / STATUS
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"{path}: cannot read it ({reason(exc)})") from None
-    outputs = record.get("outputs") if isinstance(record, dict) else None
-    if not isinstance(outputs, list):
-        return
-    new = [name for name in names if name not in outputs]
-    if new:
-        write_json(path, {**record, "outputs": [*outputs, *new]})
 
 
 def _export(run_dir: Path, settings: ChainSettings, log: Callable[[str], None]) -> dict[str, Any]:

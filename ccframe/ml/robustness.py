@@ -104,6 +104,7 @@ def evaluate_setting(
     scores, labels, clusters, accept, n_ml, n_trad, n_true = [], [], [], [], [], [], []
     per_waveform = []
     electrons = 0
+    clusters_known = True  # every batch has electron truth
     for batch in batches:
         truth = batch.truth
         assert truth is not None
@@ -114,6 +115,7 @@ def evaluate_setting(
         m = match_labelled(cands, reference, reference_label, match)
         labels.append(ak.to_numpy(ak.flatten(m.peak_label)))
         known = peak_truth(truth) == ELECTRONS
+        clusters_known = clusters_known and known
         clusters.append(
             m.peak_cluster(truth.electron_cluster)
             if known
@@ -135,7 +137,7 @@ def evaluate_setting(
         np.concatenate(per_waveform),
         electrons,
         true,
-        clusters_known=all(peak_truth(b.truth) == ELECTRONS for b in batches),
+        clusters_known=clusters_known,
     )
     auc = evaluate.classification(s, lab > 0, chain.settings.threshold)["auc"]
     return {

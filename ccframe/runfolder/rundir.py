@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ccframe import __version__
-from ccframe.errors import OutputError
+from ccframe.errors import InputError, OutputError, reason
 from ccframe.io.atomic import HOST, remove_stale_temporaries, watch_outputs, write_json, write_text
 from ccframe.runfolder.artifacts import STATUS, STEERING
 from ccframe.steering.loader import dump_steering
@@ -127,6 +127,23 @@ def read_status(folder: Path) -> dict[str, Any] | None:
     if record.get("status") == "running" and not FolderLock(folder).held_elsewhere():
         record["status"] = "interrupted"
     return record
+
+
+def add_outputs(folder: Path, names: tuple[str, ...]) -> None:
+    """Add `names` to the outputs that a finished run's run.json lists, before a command
+    (`ccframe export`) writes them into its folder, so that a killed writer leaves nothing
+    unlisted and `run --force` removes them; a run.json without a list is left as it is."""
+    path = folder / STATUS
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"{path}: cannot read it ({reason(exc)})") from None
+    outputs = record.get("outputs") if isinstance(record, dict) else None
+    if not isinstance(outputs, list):
+        return
+    new = [name for name in names if name not in outputs]
+    if new:
+        write_json(path, {**record, "outputs": [*outputs, *new]})
 
 
 def is_pending_trial(entries: set[str]) -> bool:
