@@ -70,3 +70,52 @@ def encode_time_list(
         raise ValueError(f"out must be C-contiguous float32 {shape}, got {out.dtype} {out.shape}")
     _encode(times, offsets, scale, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _encode_accepted(position, offsets, accept, rows, sampling_ghz, scale, out):
+    """out[k, :, 0] = counts of the accepted candidates of waveform rows[k] per bin, their
+    times position / sampling_ghz (float64) binned by the one rule."""
+    n_bins = out.shape[1]
+    top = n_bins - 1
+    for k in range(rows.size):
+        for b in range(n_bins):
+            out[k, b, 0] = 0.0
+        i = rows[k]
+        for j in range(offsets[i], offsets[i + 1]):
+            if not accept[j]:
+                continue
+            x = np.floor((position[j] / sampling_ghz) * scale)
+            if x < 0.0:
+                b = 0
+            elif x >= top:
+                b = top
+            else:
+                b = int(x)
+            out[k, b, 0] += 1.0
+
+
+def encode_accepted(
+    position: np.ndarray,
+    offsets: np.ndarray,
+    accept: np.ndarray,
+    rows: np.ndarray,
+    sampling_ghz: float,
+    window_ns: float,
+    cfg: TimeListConfig,
+) -> np.ndarray:
+    """(len(rows), n_bins, 1) float32 time lists of the accepted candidates of the waveforms
+    `rows`, from flat candidate arrays (candidates of waveform i at offsets[i]:offsets[i+1],
+    `position` in samples, `accept` bool); the same counts as `encode_time_list` of their
+    window times position / sampling_ghz, without building jagged arrays."""
+    out = np.empty((rows.size, cfg.n_bins, 1), dtype=np.float32)
+    _encode_accepted(
+        position,
+        np.asarray(offsets, dtype=np.int64),
+        np.asarray(accept, dtype=np.bool_),
+        np.asarray(rows, dtype=np.int64),
+        float(sampling_ghz),
+        _scale(window_ns, cfg.n_bins),
+        out,
+    )
+    return out

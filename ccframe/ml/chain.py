@@ -29,11 +29,13 @@ from ccframe.io.reader import (
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.config import CandidateConfig, TimeListConfig, WindowConfig
 from ccframe.kernels.jagged import flat, to_jagged
-from ccframe.kernels.timelist import encode_time_list
+from ccframe.kernels.timelist import encode_accepted
 from ccframe.kernels.windows import slice_windows
 
 CHAIN_SCHEMA = 1
 CLASSIFIER_FILE, COUNTER_FILE, CHAIN_FILE = "classifier.keras", "counter.keras", "chain.json"
+COUNT_CHUNK = 8192
+"""Waveforms whose time lists are encoded at once by `Chain.count_all`."""
 MAX_CHAIN_BYTES = 1 << 20
 """A chain.json is a few hundred bytes; anything over this is not one."""
 MAX_SAMPLES = 100_000_000
@@ -103,6 +105,11 @@ class ChainSettings:
         )
         settings.check_consistent(where)
         return settings
+
+    @property
+    def binning(self) -> tuple[float, float, TimeListConfig]:
+        """(sampling_ghz, window_ns, time-list settings): how peak samples become bins."""
+        return self.sampling_ghz, self.n_samples / self.sampling_ghz, self.time_list
 
     def check_consistent(self, where: str) -> None:
         """The window and the baseline window must fit in the waveforms trained on."""
@@ -281,14 +288,6 @@ def accepted_counts(offsets: np.ndarray, accept: np.ndarray) -> np.ndarray:
     return np.bincount(row[accept], minlength=n).astype(np.int32)
 
 
-def accepted_times(
-    position: np.ndarray, offsets: np.ndarray, accept: np.ndarray, sampling_ghz: float
-) -> ak.Array:
-    """Window times (ns) of the accepted candidates, one list per waveform."""
-    kept = accepted_counts(offsets, accept)
-    return to_jagged(position[accept].astype(np.float64) / sampling_ghz, kept)
-
-
 def candidate_record(
     position: np.ndarray,
     counts: np.ndarray,
@@ -311,12 +310,16 @@ def candidate_record(
 
 
 def time_lists(
-    position: np.ndarray, offsets: np.ndarray, accept: np.ndarray, settings: ChainSettings
+    position: np.ndarray,
+    offsets: np.ndarray,
+    accept: np.ndarray,
+    settings: ChainSettings,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(n, n_bins, 1) time lists of the accepted candidates of n waveforms."""
-    times = accepted_times(position, offsets, accept, settings.sampling_ghz)
-    window_ns = settings.n_samples / settings.sampling_ghz
-    return encode_time_list(times, window_ns, settings.time_list)
+    """(n, n_bins, 1) time lists of the accepted candidates of the waveforms `rows` (all n
+    by default), from flat candidate arrays."""
+    rows = np.arange(offsets.size - 1) if rows is None else rows
+    return encode_accepted(position, offsets, accept, rows, *settings.binning)
 
 
 class Chain:
@@ -382,6 +385,18 @@ class Chain:
             except Exception as exc:  # missing, truncated or foreign files
                 raise InputError(f"{folder / name}: cannot load the model ({exc})") from None
         return cls.from_keras(models[0], models[1], settings, batch)
+
+    def count_all(
+        self, position: np.ndarray, offsets: np.ndarray, accept: np.ndarray
+    ) -> np.ndarray:
+        """(n,) float32 counts of n waveforms from their flat candidates, time lists encoded
+        and counted COUNT_CHUNK waveforms at a time (memory flat in n)."""
+        n = offsets.size - 1
+        out = np.empty(n, dtype=np.float32)
+        for lo in range(0, n, COUNT_CHUNK):
+            rows = np.arange(lo, min(n, lo + COUNT_CHUNK))
+            out[rows] = self.count(time_lists(position, offsets, accept, self.settings, rows))
+        return out
 
     def check(self, batch: WaveformBatch) -> None:
         problem = self.settings.mismatch(batch.file, batch.sampling_ghz, batch.n_samples)

@@ -1,15 +1,19 @@
 """The ML datasets, built with the kernels: candidate windows with truth labels (step 1) and,
 per waveform, the candidates' positions, the true cluster count and the traditional count
 (step 2 and the comparison). Waveforms, never single windows, are split into train /
-validation / test; a built dataset is cached as .npz keyed by its inputs and settings."""
+validation / test. A dataset lives on disk as an array folder (`ccframe.ml.store`), built
+batch by batch and memory-mapped, so it may be larger than memory; it is cached keyed by
+its inputs and settings."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +21,13 @@ import awkward as ak
 import numpy as np
 
 from ccframe.errors import InputError
-from ccframe.io.atomic import atomic_path
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.jagged import flat
 from ccframe.kernels.matching import match_labelled
 from ccframe.kernels.windows import slice_windows
 from ccframe.ml.config import DatasetConfig
+from ccframe.ml.store import ArrayWriter, read_arrays
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.traditional import (
     ELECTRONS,
@@ -34,11 +38,26 @@ from ccframe.reco.traditional import (
     reconstruct,
     reference_peaks,
 )
-from ccframe.resources import require_memory
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
-CACHE_VERSION = 3
+CACHE_VERSION = 4
+PER_WAVEFORM = (
+    "split",
+    "n_clusters",
+    "n_electrons",
+    "n_traditional",
+    "momentum_gev",
+    "pdg",
+    "event_id",
+    "entry",
+    "file_index",
+)
+"""Per-waveform arrays of a `Dataset` (besides the candidate offsets)."""
+COPY_ROWS = 1 << 20
+"""Candidates copied per chunk when a dataset is written."""
+DISK_KEY = "ml.dataset.cache_dir"
+"""The setting named when the disk cannot hold a dataset."""
 
 
 @dataclass
@@ -87,25 +106,69 @@ class Dataset:
         """(N,) split of each candidate (its waveform's)."""
         return np.repeat(self.split, np.diff(self.offsets))
 
-    def save(self, path: Path) -> None:
-        """Write the dataset as one .npz, atomically."""
-        arrays = {f.name: getattr(self, f.name) for f in fields(self)}
-        arrays["files"] = np.array(self.files)
-        arrays["sampling_ghz"] = np.float64(self.sampling_ghz)
-        arrays["n_samples"] = np.int64(self.n_samples)
-        arrays["peak_truth"] = np.array(self.peak_truth)
-        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    def save(self, folder: Path) -> None:
+        """Write the dataset as an array folder (`ccframe.ml.store`), atomically: it appears
+        under `folder` only once complete."""
+        building = staging_folder(folder)
+        writer = ArrayWriter(building, DISK_KEY)
+        try:
+            per_candidate = ("windows", "label", "cluster", "position")
+            for lo in range(0, max(self.label.size, 1), COPY_ROWS):
+                for name in per_candidate:
+                    writer.append(name, getattr(self, name)[lo : lo + COPY_ROWS])
+            for name in PER_WAVEFORM:
+                writer.append(name, getattr(self, name))
+            writer.append("n_candidates", np.diff(self.offsets))
+            writer.close(self.attrs())
+        except BaseException:
+            writer.discard()
+            raise
+        publish(building, folder)
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "version": CACHE_VERSION,
+            "files": self.files,
+            "sampling_ghz": self.sampling_ghz,
+            "n_samples": self.n_samples,
+            "peak_truth": self.peak_truth,
+        }
 
     @classmethod
-    def load(cls, path: Path) -> Dataset:
-        with open(path, "rb") as fh, np.load(fh) as npz:
-            values: dict[str, Any] = {f.name: npz[f.name] for f in fields(cls)}
-        values["files"] = [str(f) for f in values["files"]]
-        values["sampling_ghz"] = float(values["sampling_ghz"])
-        values["n_samples"] = int(values["n_samples"])
-        values["peak_truth"] = str(values["peak_truth"])
-        return cls(**values)
+    def load(cls, folder: Path) -> Dataset:
+        """The dataset of an array folder: per-candidate arrays memory-mapped (read-only),
+        per-waveform arrays in memory. An unreadable folder is an `InputError`."""
+        arrays, attrs = read_arrays(folder)
+        if attrs.get("version") != CACHE_VERSION:
+            version = attrs.get("version")
+            raise InputError(f"{folder}: dataset version {version}, expected {CACHE_VERSION}")
+        counts = np.asarray(arrays.pop("n_candidates"))
+        offsets = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        values: dict[str, Any] = {name: np.array(arrays[name]) for name in PER_WAVEFORM}
+        values |= {name: arrays[name] for name in ("windows", "label", "cluster", "position")}
+        if offsets[-1] != values["label"].size:
+            raise InputError(f"{folder}: candidate counts do not add up to the candidates")
+        return cls(
+            offsets=offsets,
+            files=[str(f) for f in attrs["files"]],
+            sampling_ghz=float(attrs["sampling_ghz"]),
+            n_samples=int(attrs["n_samples"]),
+            peak_truth=str(attrs["peak_truth"]),
+            **values,
+        )
+
+
+def staging_folder(target: Path) -> Path:
+    """Where an array folder is written before it is renamed to `target`."""
+    return target.with_name(f".{target.name}.{os.getpid()}.building")
+
+
+def publish(building: Path, target: Path) -> None:
+    """Rename a complete array folder onto `target` (replacing an older one)."""
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(building, target)
 
 
 def split_waveforms(n: int, cfg: DatasetConfig, seed: int) -> np.ndarray:
@@ -127,9 +190,12 @@ def truth_column(truth: ak.Array, name: str, fill: np.ndarray | float) -> np.nda
 
 class DatasetBuilder:
     """Builds a `Dataset` batch by batch (`add`, then `result`): the kernels run on each
-    batch and the results are stacked. A consumer of a pass over the input: the traditional
-    counts come from `shared["traditional"]` when the traditional stage ran in the same
-    pass; at most `max_events` waveforms are taken."""
+    batch and its arrays are appended to an array folder on disk, so memory stays flat in
+    the number of waveforms. The dataset appears at `folder` (atomically, by `result`), or,
+    without one, in a temporary folder deleted once the dataset is opened (its memory maps
+    stay valid). A consumer of a pass over the input: the traditional counts come from
+    `shared["traditional"]` when the traditional stage ran in the same pass; at most
+    `max_events` waveforms are taken."""
 
     def __init__(
         self,
@@ -137,21 +203,46 @@ class DatasetBuilder:
         traditional: TraditionalConfig,
         seed: int,
         max_events: int | None = None,
+        folder: Path | None = None,
     ) -> None:
         self.cfg, self.traditional, self.seed = cfg, traditional, seed
         self.remaining = max_events
+        self.target = folder
         self.files: list[str] = []
         self.sampling: float | None = None
         self.n_samples: int | None = None
         self.peak_truth: str | None = None
-        self._parts: dict[str, list[np.ndarray]] = {}
-        self._window_bytes = 0
+        self.n_waveforms = 0
+        self._writer: ArrayWriter | None = None
 
     def __enter__(self) -> DatasetBuilder:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None:
+            self.discard()
+
+    def discard(self) -> None:
+        """Delete what was written (after a failure)."""
+        if self._writer is not None:
+            self._writer.discard()
+            self._remove_temporary()
+            self._writer = None
+
+    def _remove_temporary(self) -> None:
+        if self.target is None and self._writer is not None:
+            shutil.rmtree(self._writer.folder.parent, ignore_errors=True)
+
+    def _open_writer(self) -> ArrayWriter:
+        if self._writer is None:
+            if self.target is None:
+                folder = Path(tempfile.mkdtemp(prefix="ccframe-dataset-")) / "dataset"
+            else:
+                self.target.parent.mkdir(parents=True, exist_ok=True)
+                folder = staging_folder(self.target)
+                shutil.rmtree(folder, ignore_errors=True)  # left by a killed run of this pid
+            self._writer = ArrayWriter(folder, DISK_KEY)
+        return self._writer
 
     def add(self, batch: WaveformBatch, shared: dict[str, Any] | None = None) -> None:
         if self.remaining is not None:
@@ -165,13 +256,12 @@ class DatasetBuilder:
         if batch.file not in self.files:
             self.files.append(batch.file)
         reco = (shared or {}).get("traditional")
-        arrays = batch_arrays(batch, self.cfg, self.traditional, self._window_bytes, reco)
-        self._window_bytes += arrays["windows"].nbytes
+        arrays = batch_arrays(batch, self.cfg, self.traditional, reco)
+        arrays["file_index"] = np.full(len(batch), self.files.index(batch.file), np.int32)
+        writer = self._open_writer()
         for key, value in arrays.items():
-            self._parts.setdefault(key, []).append(value)
-        self._parts.setdefault("file_index", []).append(
-            np.full(len(batch), self.files.index(batch.file), dtype=np.int32)
-        )
+            writer.append(key, value)
+        self.n_waveforms += len(batch)
 
     def _check(self, batch: WaveformBatch) -> None:
         if not has_truth(batch):
@@ -198,23 +288,26 @@ class DatasetBuilder:
             )
 
     def result(self) -> Dataset:
-        """The stacked dataset with its seeded train / validation / test split."""
-        if self.sampling is None or self.n_samples is None:
+        """The dataset with its seeded train / validation / test split."""
+        if self.sampling is None or self.n_samples is None or self._writer is None:
             raise InputError("the ML stage got no waveforms to train on")
-        cat = {k: np.concatenate(v) for k, v in self._parts.items()}
-        self._parts = {}
-        counts = cat.pop("n_candidates")
-        offsets = np.zeros(counts.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        return Dataset(
-            offsets=offsets,
-            split=split_waveforms(counts.size, self.cfg, self.seed),
-            files=self.files,
-            sampling_ghz=float(self.sampling),
-            n_samples=int(self.n_samples),
-            peak_truth=self.peak_truth or ELECTRONS,
-            **cat,
+        writer = self._writer
+        writer.append("split", split_waveforms(self.n_waveforms, self.cfg, self.seed))
+        writer.close(
+            {
+                "version": CACHE_VERSION,
+                "files": self.files,
+                "sampling_ghz": float(self.sampling),
+                "n_samples": int(self.n_samples),
+                "peak_truth": self.peak_truth or ELECTRONS,
+            }
         )
+        if self.target is not None:
+            publish(writer.folder, self.target)
+            return Dataset.load(self.target)
+        dataset = Dataset.load(writer.folder)
+        self._remove_temporary()  # the memory maps keep the data until they are closed
+        return dataset
 
 
 def build(
@@ -224,10 +317,10 @@ def build(
     seed: int,
 ) -> Dataset:
     """Run the kernels over every batch and stack the results; see `Dataset`."""
-    builder = DatasetBuilder(cfg, traditional, seed)
-    for batch in batches:
-        builder.add(batch)
-    return builder.result()
+    with DatasetBuilder(cfg, traditional, seed) as builder:
+        for batch in batches:
+            builder.add(batch)
+        return builder.result()
 
 
 def window_problem(n_samples: int, cfg: DatasetConfig) -> str | None:
@@ -251,34 +344,20 @@ def check_window_fits(batch: WaveformBatch, cfg: DatasetConfig) -> None:
         raise InputError(f"{batch.file}: {problem}")
 
 
-def require_window_memory(n_windows: int, width: int, held: int) -> None:
-    """Refuse (ResourceError naming ml.dataset.max_events) a batch of windows whose bytes,
-    with those of the whole dataset when it is stacked at the end, would not fit."""
-    nbytes = n_windows * width * 4
-    require_memory(
-        nbytes + held + nbytes,
-        "ml.dataset.max_events",
-        f"a dataset of {(held + nbytes) // (4 * width)} candidate windows of {width} samples "
-        "(so far)",
-    )
-
-
 def batch_arrays(
     batch: WaveformBatch,
     cfg: DatasetConfig,
     traditional: TraditionalConfig,
-    held: int = 0,
     reco: TraditionalResult | None = None,
 ) -> dict[str, np.ndarray]:
-    """One batch's share of a `Dataset` (n_candidates instead of offsets); `held`: bytes of
-    the windows of the batches before it; `reco`: the batch's traditional reconstruction,
+    """One batch's share of a `Dataset` (n_candidates instead of offsets); `reco`: the
+    batch's traditional reconstruction,
     when it was already run with these settings. Candidates are labelled by matching them to
     the true electrons or the labelled peaks (`reference_peaks`)."""
     truth = batch.truth
     if truth is None or not has_truth(batch):
         raise InputError(f"{batch.file}: the ML stage needs Monte Carlo truth ({TRUTH_FORMS})")
     candidates = find_candidates(batch.waveforms, batch.baseline, batch.rms, cfg.candidates)
-    require_window_memory(int(ak.sum(ak.num(candidates, axis=1))), cfg.window.width, held)
     windows = slice_windows(batch.waveforms, batch.baseline, batch.rms, candidates, cfg.window)
     reference, reference_label = reference_peaks(batch, cfg.match)
     match = match_labelled(candidates, reference, reference_label, cfg.match)

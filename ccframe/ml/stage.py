@@ -6,26 +6,26 @@ from __future__ import annotations
 
 import logging
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ccframe.errors import InputError
 from ccframe.io.atomic import write_text
 from ccframe.io.config import DataConfig
 from ccframe.io.rootwrite import write_tree
 from ccframe.logs import Log
 from ccframe.metrics.counting import count_summary, fmt, json_ready
 from ccframe.ml import evaluate
+from ccframe.ml.batches import TimeListBatches, WindowBatches
 from ccframe.ml.chain import (
     Chain,
     ChainSettings,
     Predictor,
     accepted_counts,
     candidate_record,
-    time_lists,
 )
 from ccframe.ml.config import MLConfig
 from ccframe.ml.dataset import (
@@ -40,7 +40,6 @@ from ccframe.ml.dataset import (
 from ccframe.ml.runtime import configure
 from ccframe.ml.train import expected_initial_loss, fit
 from ccframe.reco.config import TraditionalConfig
-from ccframe.resources import require_memory
 from ccframe.runfolder.artifacts import ROC, history
 
 WRITE_CHUNK = 10_000
@@ -65,53 +64,56 @@ def dataset_cache(
         return None
     data = ml_data(cfg, data)
     key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed)
-    return run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}.npz"
+    return run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}"
 
 
 def cached_dataset(cache: Path | None, log: Log) -> Dataset | None:
     """The cached dataset, or None when there is none (or it cannot be read)."""
-    if cache is None or not cache.is_file():
+    if cache is None or not cache.is_dir():
         return None
     try:
         dataset = Dataset.load(cache)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
-        logging.getLogger("ccframe").warning(
-            "ml: ignoring unreadable cache %s (%s); rebuilding it", cache, exc
-        )
+    except InputError as exc:
+        logging.getLogger("ccframe").warning("ml: ignoring the cache (%s); rebuilding it", exc)
         return None
     log(f"ml: dataset from cache {cache}")
     return dataset
 
 
 def dataset_builder(
-    cfg: MLConfig, data: DataConfig, traditional: TraditionalConfig, seed: int
+    cfg: MLConfig,
+    data: DataConfig,
+    traditional: TraditionalConfig,
+    seed: int,
+    cache: Path | None = None,
 ) -> DatasetBuilder:
-    """A `DatasetBuilder` for a pass over the input read with `data`."""
-    return DatasetBuilder(cfg.dataset, traditional, seed, ml_data(cfg, data).max_events)
+    """A `DatasetBuilder` for a pass over the input read with `data`, writing the dataset
+    into `cache` (None: a temporary folder)."""
+    max_events = ml_data(cfg, data).max_events
+    return DatasetBuilder(cfg.dataset, traditional, seed, max_events, cache)
 
 
-def built_dataset(builder: DatasetBuilder, cache: Path | None, seconds: float, log: Log) -> Dataset:
-    """The builder's dataset, logged and cached."""
+def built_dataset(builder: DatasetBuilder, seconds: float, log: Log) -> Dataset:
+    """The builder's dataset (cached by the builder when it was given a cache folder)."""
     dataset = builder.result()
+    signal = float(np.mean(np.asarray(dataset.label) > 0)) if dataset.label.size else 0.0
     log(
         f"ml: dataset of {dataset.n_waveforms} waveforms, {dataset.label.size:,} candidates "
-        f"({dataset.signal.mean():.3f} signal) built in {seconds:.1f} s"
+        f"({signal:.3f} signal) built in {seconds:.1f} s"
     )
-    if cache is not None:
-        dataset.save(cache)
     return dataset
 
 
 def training_samples(
     y: np.ndarray, balance: str, seed: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Indices of the training windows to use and their sample weights, per `balance`."""
+) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """Indices of the training windows to use and the (noise, signal) class weights, per
+    `balance` (`y`: the 0/1 targets of the training windows)."""
     index = np.arange(y.size)
     n1 = int(np.count_nonzero(y > 0.5))
     n0 = y.size - n1
     if balance == "class_weights" and n0 and n1:
-        weights = np.where(y > 0.5, y.size / (2.0 * n1), y.size / (2.0 * n0))
-        return index, weights.astype(np.float32)
+        return index, (y.size / (2.0 * n0), y.size / (2.0 * n1))
     if balance == "undersample" and n0 and n1:
         rng = np.random.default_rng([seed, 0xBA1])
         small, large = (
@@ -130,11 +132,12 @@ def train_classifier(
 
     ccfg = cfg.classifier
     split = ds.candidate_split
-    y = ds.signal
     train = np.flatnonzero(split == TRAIN)
-    use, weights = training_samples(y[train], cfg.dataset.balance, seed)
-    train = train[use]
-    val = split == VALIDATION
+    y_train = (np.asarray(ds.label[train]) > 0).astype(np.float32)
+    use, weights = training_samples(y_train, cfg.dataset.balance, seed)
+    train, y_train = train[use], y_train[use]
+    val = np.flatnonzero(split == VALIDATION)
+    del split
     model = build_classifier(ccfg, ds.windows.shape[1])
     metrics = [
         keras.metrics.BinaryAccuracy(name="accuracy"),
@@ -142,15 +145,16 @@ def train_classifier(
         keras.metrics.Recall(name="recall"),
         keras.metrics.AUC(name="auc"),
     ]
+    batch = ccfg.training.batch_size
     result = fit(
         model,
-        (ds.windows[train], y[train], weights),
-        (ds.windows[val], y[val]),
+        WindowBatches(ds.windows, ds.label, train, batch, seed, True, weights),
+        WindowBatches(ds.windows, ds.label, val, batch),
         ccfg.training,
         classifier_loss(ccfg),
         metrics,
         "classifier",
-        expected_initial_loss(ccfg.loss, y[train], ccfg.focal_gamma),
+        expected_initial_loss(ccfg.loss, y_train, ccfg.focal_gamma),
         run_dir / history("classifier"),
         log,
     )
@@ -158,21 +162,30 @@ def train_classifier(
 
 
 def train_counter(
-    cfg: MLConfig, ds: Dataset, lists: np.ndarray, run_dir: Path, log: Log
+    cfg: MLConfig,
+    ds: Dataset,
+    accept: np.ndarray,
+    settings: ChainSettings,
+    seed: int,
+    run_dir: Path,
+    log: Log,
 ) -> tuple[Any, dict[str, Any]]:
     from ccframe.ml.models import build_counter
     from ccframe.ml.runtime import keras
 
-    train, val = ds.split == TRAIN, ds.split == VALIDATION
+    train, val = np.flatnonzero(ds.split == TRAIN), np.flatnonzero(ds.split == VALIDATION)
     n_true = ds.n_clusters.astype(np.float32)
     scale = float(n_true[train].mean()) or 1.0
-    model = build_counter(cfg.counter, lists.shape[1], scale)
+    model = build_counter(cfg.counter, settings.time_list.n_bins, scale)
     scaled = keras.Model(model.input, model.get_layer("scaled_count").output)
     y = n_true / np.float32(scale)
+    candidates = (ds.position, ds.offsets, accept)
+    binning = settings.binning
+    batch = cfg.counter.training.batch_size
     result = fit(
         scaled,
-        (lists[train], y[train], None),
-        (lists[val], y[val]),
+        TimeListBatches(candidates, y, train, binning, batch, seed, True),
+        TimeListBatches(candidates, y, val, binning, batch),
         cfg.counter.training,
         cfg.counter.loss,
         [keras.metrics.MeanAbsoluteError(name="mae_scaled")],
@@ -196,7 +209,6 @@ def train_chain(
 ) -> tuple[dict[str, Any], Chain]:
     """Train, evaluate and save the chain on a dataset; return the metrics (unavailable
     ones as None) and the trained chain."""
-    require_training_memory(cfg, ds)
     configure(cfg.device, cfg.threads, seed)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -221,14 +233,12 @@ def train_chain(
         n_samples=ds.n_samples,
         baseline_window_ns=data.baseline_window_ns,
     )
-    lists = time_lists(ds.position, ds.offsets, accept, settings)
 
     t0 = time.perf_counter()
-    counter, cnt_info = train_counter(cfg, ds, lists, run_dir, log)
+    counter, cnt_info = train_counter(cfg, ds, accept, settings, seed, run_dir, log)
     timing["counter_training_s"] = time.perf_counter() - t0
-    n_ml = Predictor(counter, max(1, cfg.inference_batch // 16))(lists)
-    del lists
     chain = Chain.from_keras(classifier, counter, settings, cfg.inference_batch)
+    n_ml = chain.count_all(ds.position, ds.offsets, accept)
     chain.save(run_dir)
 
     test = split == TEST
@@ -270,23 +280,6 @@ def train_chain(
     write_tree(target, "predictions", prediction_chunks(ds, scores, accept, n_ml))
     log(format_ml(metrics, target))
     return metrics, chain
-
-
-def require_training_memory(cfg: MLConfig, ds: Dataset) -> None:
-    """Refuse (ResourceError naming the setting) what training would not fit in memory: the
-    training and validation copies of the windows, and the time lists of every waveform
-    (float32, n_bins each) with their copies."""
-    require_memory(
-        ds.windows.nbytes,
-        "ml.dataset.max_events",
-        f"training on {ds.label.size} windows of {ds.windows.shape[1]} samples",
-    )
-    n_bins = cfg.dataset.time_list.n_bins
-    require_memory(
-        2 * ds.n_waveforms * n_bins * 4,
-        "ml.dataset.time_list.n_bins",
-        f"time lists of {ds.n_waveforms} waveforms of {n_bins} bins",
-    )
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:

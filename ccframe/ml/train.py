@@ -1,7 +1,7 @@
 """Fitting a Keras model with the training discipline of issue 4: the initial loss checked
 against its expected value, per-epoch history (with F1 and efficiency x purity for a
 classifier) written as CSV, a clear stop on a NaN loss, early stopping on the validation
-loss with the best weights restored."""
+loss with the best weights restored. Batches stream from disk (`ccframe.ml.batches`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import numpy as np
 from ccframe.errors import CcframeError
 from ccframe.io.atomic import write_csv
 from ccframe.logs import EVERY_S, Log
+from ccframe.ml.batches import StreamedBatches
 from ccframe.ml.config import TrainingConfig
 from ccframe.ml.models import optimizer
 from ccframe.ml.runtime import keras
@@ -121,8 +122,8 @@ def expected_initial_loss(loss: str, y: np.ndarray, focal_gamma: float = 2.0) ->
 
 def fit(
     model: keras.Model,
-    train: tuple[np.ndarray, np.ndarray, np.ndarray | None],
-    validation: tuple[np.ndarray, np.ndarray],
+    train: StreamedBatches,
+    validation: StreamedBatches,
     cfg: TrainingConfig,
     loss: Any,
     metrics: list[Any],
@@ -131,23 +132,16 @@ def fit(
     history_path: Path,
     log: Log,
 ) -> FitResult:
-    """Compile and fit `model` on (x, y, sample weights); write the history CSV.
+    """Compile and fit `model` on streamed batches (shuffled by `train` itself); write the
+    history CSV. The initial loss is measured on the first training samples.
 
     Raises `TrainingError` when the loss becomes NaN or infinite."""
-    x, y, w = train
     model.compile(optimizer=optimizer(cfg.optimizer), loss=loss, metrics=metrics)
-    n0 = min(len(x), INITIAL_LOSS_SAMPLES)
-    initial = model.evaluate(
-        x[:n0],
-        y[:n0],
-        sample_weight=None if w is None else w[:n0],
-        batch_size=cfg.batch_size,
-        verbose=0,
-        return_dict=True,
-    )["loss"]
+    n0 = min(train.index.size, INITIAL_LOSS_SAMPLES)
+    initial = model.evaluate(train.head(n0), verbose=0, return_dict=True)["loss"]
     log(
-        f"  {name}: {model.count_params():,} parameters, {len(x):,} training and "
-        f"{len(validation[0]):,} validation samples; initial loss {initial:.4f} "
+        f"  {name}: {model.count_params():,} parameters, {train.index.size:,} training and "
+        f"{validation.index.size:,} validation samples; initial loss {initial:.4f} "
         f"(expected {expected_loss:.4f})"
     )
     epoch_log = EpochLog(name, log, cfg.epochs)
@@ -156,13 +150,10 @@ def fit(
     )
     t0 = time.perf_counter()
     model.fit(
-        x,
-        y,
-        sample_weight=w,
+        train,
         validation_data=validation,
-        batch_size=cfg.batch_size,
         epochs=cfg.epochs,
-        shuffle=True,
+        shuffle=False,  # the batches shuffle themselves, block-wise (EpochOrder)
         verbose=0,
         callbacks=[epoch_log, stopper],
     )

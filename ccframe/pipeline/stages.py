@@ -131,7 +131,7 @@ def ml_consumer(ctx: RunContext) -> Consumer | None:
     if ctx.products["ml_dataset"] is not None:
         return None
     ctx.products["ml_started"] = time.perf_counter()
-    builder = dataset_builder(ml, ctx.data, ctx.traditional, ctx.seed)
+    builder = dataset_builder(ml, ctx.data, ctx.traditional, ctx.seed, cache)
     ctx.products["ml_builder"] = builder
     return builder
 
@@ -145,7 +145,7 @@ def train(ctx: RunContext) -> None:
     if dataset is None:
         seconds = time.perf_counter() - ctx.products["ml_started"]
         builder = ctx.products.pop("ml_builder")
-        dataset = built_dataset(builder, ctx.products["ml_cache"], seconds, ctx.log)
+        dataset = built_dataset(builder, seconds, ctx.log)
     ctx.metrics["ml"], ctx.chain = train_chain(
         ml, dataset, ctx.data, ctx.run_dir, ctx.traditional, ctx.seed, ctx.log
     )
