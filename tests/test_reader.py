@@ -16,8 +16,10 @@ from samples import make_samples
 
 from ccframe.errors import InputError
 from ccframe.io.config import TRUTH_CLUSTER, TRUTH_ELECTRON, TRUTH_EVENT, DataConfig
-from ccframe.io.reader import expand_files, iter_batches
+from ccframe.io.reader import BasketRows, expand_files, iter_batches
 from ccframe.kernels.baseline import _baseline_rms, baseline_rms
+from ccframe.kernels.checksum import row_checksums
+from ccframe.kernels.convert import Converted, convert_rows
 
 N_SIM = 200  # entries of the session's sim_file
 
@@ -344,3 +346,83 @@ def test_several_arrays_per_entry_are_refused(tmp_path):
         )
     with pytest.raises(InputError, match="several arrays per entry"):
         read_all(files=[str(path)])
+
+
+def _numpy_conversion(raw, n, scale, offset, negative):
+    """The reader's conversion done with NumPy, step by step (the reference)."""
+    waves = raw.astype(np.float32)
+    waves *= np.float32(scale)
+    waves += np.float32(offset)
+    if negative:
+        np.negative(waves, out=waves)
+    finite = np.isfinite(waves).all(axis=1)
+    return waves, finite, *baseline_rms(np.nan_to_num(waves), n)
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", "<i2", ">i2", ">u2", "<f8", ">f8"])
+@pytest.mark.parametrize(("scale", "offset", "negative"), [(1.0, 0.0, False), (0.3, -7.5, True)])
+def test_convert_rows_matches_numpy(dtype, scale, offset, negative):
+    rng = np.random.default_rng(3)
+    raw = (rng.normal(0, 300, (11, 64)) + 1000).astype(dtype)  # 11: not whole groups of 4 rows
+    if raw.dtype.kind == "f":
+        raw[2, 40], raw[5, 0], raw[9, 63] = np.nan, np.inf, -np.inf
+    native = raw.astype(raw.dtype.newbyteorder("="))
+    out = convert_rows(raw, 20, scale, offset, negative, checksums=True)
+    waves, finite, base, rms = _numpy_conversion(native, 20, scale, offset, negative)
+    assert out.waves.dtype == np.float32 and out.waves.flags.c_contiguous
+    assert np.array_equal(out.waves, waves, equal_nan=True)  # the same rounding
+    assert np.array_equal(out.finite, finite)
+    assert np.array_equal(out.checksums, row_checksums(native))  # of the raw (native) rows
+    ok = finite if raw.dtype.kind == "f" else slice(None)
+    assert raw.dtype.kind != "f" or list(np.flatnonzero(~finite)) == [2, 5, 9]
+    np.testing.assert_allclose(out.baseline[ok], base[ok], rtol=1e-6)
+    np.testing.assert_allclose(out.rms[ok], rms[ok], rtol=1e-5)
+
+
+def test_convert_rows_outputs_and_refusals():
+    raw = np.random.default_rng(4).normal(0, 1, (9, 30)).astype(np.float32)
+    expected = convert_rows(raw.copy(), 10, 2.0, 1.0, checksums=True)
+    out = Converted.empty(9, 30, checksums=True)
+    convert_rows(raw[:5].astype(">f4"), 10, 2.0, 1.0, checksums=True, out=out.rows(0, 5))
+    convert_rows(raw[5:], 10, 2.0, 1.0, checksums=True, out=out.rows(5, 9))
+    for name in ("waves", "baseline", "rms", "finite", "checksums"):
+        assert np.array_equal(getattr(out, name), getattr(expected, name)), name
+    mine = raw.copy()
+    assert convert_rows(mine, 10, 2.0, overwrite=True).waves is mine  # converted in place
+    assert np.array_equal(mine, raw * np.float32(2.0))
+    fixed = raw.copy()
+    fixed.flags.writeable = False
+    assert convert_rows(fixed, 10, overwrite=True).waves is not fixed
+    assert np.array_equal(convert_rows(raw, 0).waves, raw)  # no baseline window
+    with pytest.raises(ValueError, match="not whole 32-bit words"):
+        convert_rows(np.zeros((2, 5), ">i2"), 3, checksums=True)
+    for bad, n, match in [((2, 5), 6, "does not fit"), ((5,), 2, "2D")]:
+        with pytest.raises(ValueError, match=match):
+            convert_rows(np.zeros(bad, np.float32), n)
+
+
+@pytest.mark.parametrize("compression", [None, uproot.ZLIB(1)], ids=["stored", "zlib"])
+@pytest.mark.parametrize("chunk_size", [5, 13, 100])
+def test_fixed_branch_read_basket_by_basket(tmp_path, compression, chunk_size):
+    rng = np.random.default_rng(5)
+    adc = (2000 + rng.normal(0, 3, (40, 96))).astype(np.int16)  # compresses
+    adc[17, 50] = 3000
+    path = tmp_path / "adc.root"
+    with uproot.recreate(path, compression=compression) as f:
+        f.mktree("h", {"ch0": (np.int16, (96,)), "event_id": np.int64})
+        for lo in range(0, 40, 7):  # baskets of 7 entries: chunks straddle them
+            f["h"].extend({"ch0": adc[lo : lo + 7], "event_id": np.arange(lo, min(lo + 7, 40))})
+    tree = uproot.open(path)["h"]
+    rows = BasketRows.of(tree, tree["ch0"], str(path))
+    assert rows is not None and rows.offsets == [0, 7, 14, 21, 28, 35, 40]
+    assert (rows._mapped(0, 7 * 96 * 2) is not None) == (compression is None)
+    assert np.array_equal(np.concatenate(rows.rows(3, 30)), adc[3:30])
+    options = {"tree": "h", "waveform_branch": "ch0", "sampling_ghz": 1.2, "scale": 0.5}
+    batches = read_all(files=[str(path)], chunk_size=chunk_size, polarity="negative",
+                       offset_mv=-1000.0, truth={"event_id": "event_id"}, **options)  # fmt: skip
+    waves, _, base, rms = _numpy_conversion(adc, 30, 0.5, -1000.0, True)  # 25 ns at 1.2 GHz
+    assert np.array_equal(joined(batches, "waveforms"), waves)
+    np.testing.assert_allclose(joined(batches, "baseline"), base, rtol=1e-6)
+    np.testing.assert_allclose(joined(batches, "rms"), rms, rtol=1e-5)
+    ids = np.concatenate([ak.to_numpy(b.truth.event_id) for b in batches])
+    assert np.array_equal(ids, np.arange(40)) and np.array_equal(joined(batches, "entry"), ids)

@@ -12,7 +12,9 @@ conversion to mV (data.scale, offset_mv, polarity) is a warning (`ccframe.io.san
 from __future__ import annotations
 
 import glob
+import itertools
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,12 +28,19 @@ from ccframe.errors import CcframeError, InputError, closest, reason
 from ccframe.io.config import TRUTH_NAMES, DataConfig
 from ccframe.io.ntuple import Ntuple, NtupleField, kind_of, part_of, unreadable
 from ccframe.io.sanity import warn_if_implausible
-from ccframe.kernels.baseline import baseline_rms
-from ccframe.kernels.checksum import checksum_branch, row_checksums
+from ccframe.kernels.checksum import checksum_branch, row_checksums, row_words
+from ccframe.kernels.convert import Converted, convert_rows
 from ccframe.resources import require_memory
 
 READ_COPIES = 2
-"""Copies of a chunk's raw samples alive while it is read (uproot's array, awkward's copy)."""
+"""Copies of a chunk's raw samples alive while it is read, at most: uproot's decompressed
+baskets and the array it fills from them (jagged branches, RNTuples; their float32 samples are
+converted in that array). A fixed-size TTree branch needs less: its baskets are read one at a
+time, those stored uncompressed not at all (a view of the memory-mapped file)."""
+
+HANDLER = uproot.MemmapSource
+"""How uproot reads local files: memory-mapped, without the default source's thread and
+copies (about twice as fast for uncompressed baskets)."""
 
 
 @dataclass
@@ -90,7 +99,7 @@ def open_file(path: str) -> tuple[Any, dict[str, str]]:
     if not Path(path).is_file():
         raise InputError(f"{path}: file not found")
     try:
-        file = uproot.open(path)
+        file = uproot.open(path, handler=HANDLER)
     except Exception as exc:  # uproot raises several types for corrupt/truncated files
         raise InputError(f"{path}: not a readable ROOT file ({reason(exc)})") from None
     declared = getattr(getattr(file, "file", None), "fEND", None)
@@ -279,6 +288,19 @@ def iter_batches(data: DataConfig, files: list[str] | None = None) -> Iterator[W
             yield batch
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What every chunk of one file is read with."""
+
+    path: str
+    data: DataConfig
+    sampling: float
+    n_base: int
+    truth: dict[str, str]  # logical truth name -> branch
+    checksum: str | None  # the checksum branch
+    words: tuple[str, str]  # ("tree", "branch") or ("RNTuple", "field"), for messages
+
+
 def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[WaveformBatch]:
     tree = open_tree(path, data.tree)
     branch = require_branch(tree, data.waveform_branch, path, "data.waveform_branch")
@@ -292,17 +314,17 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
     checksum = checksum_of(tree, data, path)
     stop = tree.num_entries if limit is None else min(tree.num_entries, limit)
     require_chunk_memory(branch, data, tree.num_entries, stop)
+    how = _Reading(path, data, sampling, n_base, truth_map, checksum, words)
     names = [data.waveform_branch, *truth_map.values()]
     names += [checksum] if checksum else []
+    baskets = BasketRows.of(tree, branch, path)
     start = 0
     n_samples = None
     try:
-        chunks = tree.iterate(names, step_size=data.chunk_size, entry_stop=stop, library="ak")
-        for chunk in chunks:
-            n = len(chunk)
-            if checksum:
-                verify_checksums(chunk, data, path, checksum, start, words)
-            batch = _make_batch(chunk, path, data, sampling, n_base, truth_map, start, words)
+        chunks = _chunks(tree, names[1:] if baskets else names, data.chunk_size, stop)
+        for end, chunk in chunks:
+            raw = baskets.rows(start, end) if baskets else [_waveforms(chunk, how, start)]
+            batch = _make_batch(raw, chunk, how, start, overwrite=baskets is None)
             if batch is not None:
                 if n_samples is None:
                     warn_if_implausible(batch, data)
@@ -314,7 +336,7 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
                     )
                 n_samples = batch.n_samples
                 yield batch
-            start += n
+            start = end
     except CcframeError:
         raise
     except Exception as exc:  # truncated baskets, decompression and checksum errors, ...
@@ -327,6 +349,83 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
         ) from None
 
 
+def _chunks(tree: Any, names: list[str], step: int, stop: int) -> Iterator[tuple[int, Any]]:
+    """(end, the chunk of `names` or None if none) for entries [0, step), [step, 2 step), ...
+    up to `stop`."""
+    arrays = tree.iterate(names, step_size=step, entry_stop=stop, library="ak") if names else None
+    for start in range(0, stop, step):
+        end = min(start + step, stop)
+        chunk = next(arrays) if arrays is not None else None
+        if chunk is not None and len(chunk) != end - start:
+            raise ValueError(f"{len(chunk)} entries read from {start}, expected {end - start}")
+        yield end, chunk
+
+
+KEY = struct.Struct(">ihiIhhii")
+"""The start of a ROOT key (TKey): fNbytes, fVersion, fObjlen, fDatime, fKeylen, fCycle,
+fSeekKey (32-bit; the high half of a 64-bit one if fVersion > 1000), then more."""
+
+
+class BasketRows:
+    """The entries of a fixed-size TTree branch as raw rows (big-endian, as stored), basket by
+    basket: a basket stored uncompressed is a view of the memory-mapped file (no copy), any
+    other is read (and decompressed) by uproot, the last one kept for the next chunk."""
+
+    def __init__(self, branch: Any, path: str) -> None:
+        dtype = branch.interpretation.from_dtype
+        self.branch, self.dtype = branch, dtype.base
+        self.n_samples = int(np.prod(dtype.shape))
+        self.offsets = [int(e) for e in branch.entry_offsets]
+        self.seeks = np.asarray(branch.member("fBasketSeek"), dtype=np.int64)
+        self.file = np.memmap(path, dtype=np.uint8, mode="r")
+        self._kept: tuple[int, np.ndarray] = (-1, np.empty(0, np.uint8))
+
+    @classmethod
+    def of(cls, tree: Any, branch: Any, path: str) -> BasketRows | None:
+        """Rows of `branch` read by baskets, if it is a TTree's branch of fixed-size arrays of
+        numbers (else None: uproot reads it, as awkward arrays)."""
+        if isinstance(tree, Ntuple) or type(branch.interpretation).__name__ != "AsDtype":
+            return None
+        if branch.interpretation.from_dtype.shape == ():
+            return None
+        try:
+            return cls(branch, path)
+        except Exception:  # not mappable, odd metadata, ...: uproot reads it (and says why)
+            return None
+
+    def rows(self, start: int, stop: int) -> list[np.ndarray]:
+        """Entries start..stop-1 as consecutive (k, n_samples) arrays, one per basket."""
+        parts = []
+        for i, (lo, hi) in enumerate(itertools.pairwise(self.offsets)):
+            if lo < stop and hi > start:
+                parts.append(self._basket(i, hi - lo)[max(start, lo) - lo : min(stop, hi) - lo])
+        if sum(len(p) for p in parts) != stop - start:
+            raise ValueError(f"entries {start}..{stop - 1} are not all in the branch's baskets")
+        return parts
+
+    def _basket(self, i: int, entries: int) -> np.ndarray:
+        data = self._mapped(i, entries * self.n_samples * self.dtype.itemsize)
+        if data is None:
+            if self._kept[0] != i:
+                self._kept = (i, self.branch.basket(i).data)
+            data = self._kept[1]
+        return data.view(self.dtype).reshape(entries, self.n_samples)
+
+    def _mapped(self, i: int, size: int) -> np.ndarray | None:
+        """Basket i's `size` bytes in the mapped file, if stored there uncompressed with no
+        entry offsets (its key then says fNbytes = fKeylen + fObjlen = fKeylen + size)."""
+        seek = int(self.seeks[i]) if i < len(self.seeks) else 0
+        head = self.file[seek : seek + KEY.size] if seek > 0 else self.file[:0]
+        if len(head) < KEY.size:
+            return None
+        nbytes, version, objlen, _, keylen, _, seek_key, low = KEY.unpack(head.tobytes())
+        own = (seek_key << 32) + (low & 0xFFFFFFFF) if version > 1000 else seek_key
+        if own != seek or objlen != size or nbytes - keylen != size or keylen <= 0:
+            return None
+        data = self.file[seek + keylen : seek + nbytes]
+        return data if len(data) == size else None
+
+
 def verify_checksums(
     chunk: ak.Array,
     data: DataConfig,
@@ -334,16 +433,15 @@ def verify_checksums(
     name: str,
     start: int,
     words: tuple[str, str] = ("tree", "branch"),
+    computed: np.ndarray | None = None,
 ) -> None:
-    """Compare the raw waveforms of a chunk with their stored checksums. `words`: what the
-    file holds, ("tree", "branch") or ("RNTuple", "field"), for messages."""
-    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start, words[1])
-    try:
+    """Compare the raw waveforms of a chunk (or their checksums, `computed`) with their stored
+    checksums. `words`: what the file holds, ("tree", "branch") or ("RNTuple", "field"), for
+    messages."""
+    if computed is None:
+        waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start, words[1])
+        _checkable(waves, data, path, name, words[1])
         computed = row_checksums(waves)
-    except ValueError as exc:
-        raise InputError(
-            f"{path}: {words[1]} '{name}' cannot check '{data.waveform_branch}' ({exc})"
-        ) from None
     stored = ak.to_numpy(chunk[name]).astype(np.uint64, copy=False)
     bad = np.flatnonzero(computed != stored)
     if bad.size:
@@ -354,52 +452,75 @@ def verify_checksums(
         )
 
 
-def _make_batch(
-    chunk: ak.Array,
-    path: str,
-    data: DataConfig,
-    sampling: float,
-    n_base: int,
-    truth_map: dict[str, str],
-    start: int,
-    words: tuple[str, str] = ("tree", "branch"),
-) -> WaveformBatch | None:
-    waves = _regular(chunk[data.waveform_branch], path, data.waveform_branch, start, words[1])
-    if waves.shape[1] < n_base:
+def _checkable(waves: np.ndarray, data: DataConfig, path: str, name: str, part: str) -> None:
+    """Refuse waveforms whose rows are not whole 32-bit words, which checksums hash."""
+    try:
+        row_words(np.empty((0, waves.shape[1]), waves.dtype.newbyteorder("=")))
+    except ValueError as exc:
         raise InputError(
-            f"{path}: {words[1]} '{data.waveform_branch}' has {waves.shape[1]} samples per entry, "
-            f"fewer than the {n_base} of the baseline window (data.baseline_window_ns)"
+            f"{path}: {part} '{name}' cannot check '{data.waveform_branch}' ({exc})"
+        ) from None
+
+
+def _waveforms(chunk: ak.Array, how: _Reading, start: int) -> np.ndarray:
+    """A chunk's waveforms read by uproot, as a (n, n_samples) array."""
+    name = how.data.waveform_branch
+    return _regular(chunk[name], how.path, name, start, how.words[1])
+
+
+def _make_batch(
+    raw: list[np.ndarray], chunk: Any, how: _Reading, start: int, overwrite: bool
+) -> WaveformBatch | None:
+    """The batch of a chunk's raw waveforms (consecutive parts of it; `overwrite`: they may
+    become its samples) and its other branches: checksums compared, samples in mV, rows with
+    NaN or inf refused or dropped, baseline and RMS."""
+    path, data, words, checksum = how.path, how.data, how.words, how.checksum
+    n_samples = raw[0].shape[1]
+    if checksum:
+        _checkable(raw[0], data, path, checksum, words[1])
+    conv = _convert(raw, min(how.n_base, n_samples), data, checksum is not None, overwrite)
+    if checksum:
+        verify_checksums(chunk, data, path, checksum, start, words, conv.checksums)
+    if n_samples < how.n_base:
+        raise InputError(
+            f"{path}: {words[1]} '{data.waveform_branch}' has {n_samples} samples per entry, "
+            f"fewer than the {how.n_base} of the baseline window (data.baseline_window_ns)"
         )
-    waves = waves.astype(np.float32)
-    if data.scale != 1.0:
-        waves *= np.float32(data.scale)
-    if data.offset_mv != 0.0:
-        waves += np.float32(data.offset_mv)
-    if data.polarity == "negative":
-        np.negative(waves, out=waves)
-    entry = np.arange(start, start + len(waves), dtype=np.int64)
-    bad = ~np.isfinite(waves).all(axis=1)
+    entry = np.arange(start, start + len(conv.waves), dtype=np.int64)
     truth = (
-        ak.zip({name: chunk[branch] for name, branch in truth_map.items()}, depth_limit=1)
-        if truth_map
+        ak.zip({name: chunk[branch] for name, branch in how.truth.items()}, depth_limit=1)
+        if how.truth
         else None
     )
-    if bad.any():
-        if data.on_bad_waveform == "error":
-            raise InputError(
-                f"{path}: entry {int(entry[bad][0])} of {words[0]} '{data.tree}' has NaN or inf "
-                "samples "
-                f"({int(bad.sum())} such entries in this chunk); set data.on_bad_waveform: skip "
-                "to drop them"
-            )
-        keep = ~bad
-        waves, entry = waves[keep], entry[keep]
-        truth = truth[keep] if truth is not None else None
-        if len(entry) == 0:
-            return None
-    baseline, rms = baseline_rms(waves, n_base)
     pretrigger = data.pretrigger_ns or 0.0
-    return WaveformBatch(waves, baseline, rms, entry, path, sampling, truth, pretrigger)
+    batch = WaveformBatch(conv.waves, conv.baseline, conv.rms, entry, path, how.sampling,
+                          truth, pretrigger)  # fmt: skip
+    if conv.finite.all():
+        return batch
+    bad = ~conv.finite
+    if data.on_bad_waveform == "error":
+        raise InputError(
+            f"{path}: entry {int(entry[bad][0])} of {words[0]} '{data.tree}' has NaN or inf "
+            f"samples ({int(bad.sum())} such entries in this chunk); set data.on_bad_waveform: "
+            "skip to drop them"
+        )
+    return batch.rows(conv.finite) if conv.finite.any() else None
+
+
+def _convert(
+    raw: list[np.ndarray], n_window: int, data: DataConfig, checksums: bool, overwrite: bool
+) -> Converted:
+    """`convert_rows` of the parts of a chunk into one output."""
+    negative = data.polarity == "negative"
+    factors = (data.scale, data.offset_mv, negative, checksums)
+    if len(raw) == 1:
+        return convert_rows(raw[0], n_window, *factors, overwrite=overwrite)
+    out = Converted.empty(sum(len(part) for part in raw), raw[0].shape[1], checksums)
+    first = 0
+    for part in raw:
+        convert_rows(part, n_window, *factors, out=out.rows(first, first + len(part)))
+        first += len(part)
+    return out
 
 
 def _regular(

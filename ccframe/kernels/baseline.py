@@ -9,18 +9,24 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True, fastmath=True)
+def window_stats(row: np.ndarray, n_window: int) -> tuple[float, float]:
+    """Mean and standard deviation (n - 1; 0 for one sample) of row[:n_window] (0, 0 for
+    none)."""
+    s = 0.0
+    for k in range(n_window):
+        s += row[k]
+    mean = s / max(n_window, 1)
+    ss = 0.0
+    for k in range(n_window):
+        d = row[k] - mean
+        ss += d * d
+    return mean, math.sqrt(ss / max(n_window - 1, 1))
+
+
+@njit(cache=True, nogil=True, fastmath=True)
 def _baseline_rms(waves: np.ndarray, n_window: int, baseline: np.ndarray, rms: np.ndarray) -> None:
     for i in range(waves.shape[0]):
-        s = 0.0
-        for k in range(n_window):
-            s += waves[i, k]
-        mean = s / n_window
-        ss = 0.0
-        for k in range(n_window):
-            d = waves[i, k] - mean
-            ss += d * d
-        baseline[i] = mean
-        rms[i] = math.sqrt(ss / max(n_window - 1, 1))
+        baseline[i], rms[i] = window_stats(waves[i], n_window)
 
 
 def baseline_rms(waveforms: np.ndarray, n_window: int) -> tuple[np.ndarray, np.ndarray]:
