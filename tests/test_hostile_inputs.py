@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import awkward as ak
 import numpy as np
@@ -29,9 +28,9 @@ from ccframe.kernels import checksum
 from ccframe.metrics.counting import core_sigma, count_summary, json_ready
 from ccframe.ml import evaluate
 from ccframe.ml.chain import CHAIN_FILE, Chain, ChainSettings, read_settings
-from ccframe.ml.config import DatasetConfig, MLConfig
+from ccframe.ml.config import DatasetConfig
 from ccframe.ml.dataset import build, window_problem
-from ccframe.ml.stage import format_ml, require_training_memory
+from ccframe.ml.stage import format_ml
 from ccframe.reco.config import TraditionalConfig
 from ccframe.simulate.config import SimulateConfig
 from ccframe.simulate.stage import simulate_to_root
@@ -443,21 +442,11 @@ def test_jagged_chunk_memory_is_estimated(tmp_path, little_memory):
         list(iter_batches(DataConfig(files=[str(big)], sampling_ghz=1.2)))
 
 
-def test_ml_dataset_beyond_memory_is_refused(sim_file, monkeypatch):
+def test_ml_dataset_beyond_disk_is_refused(sim_file, monkeypatch):
     batches = list(iter_batches(DataConfig(files=[str(sim_file)], max_events=50)))
-    monkeypatch.setattr("ccframe.resources.available_memory", lambda: 10_000)
-    with pytest.raises(ResourceError, match=r"ml\.dataset\.max_events: a dataset of \d+ candidate"):
+    monkeypatch.setattr("ccframe.resources.free_disk", lambda path: 10_000)
+    with pytest.raises(ResourceError, match=r"ml\.dataset\.max_events: writing 'windows'"):
         build(batches, DatasetConfig(), TraditionalConfig(), seed=1)
-
-
-def test_time_lists_beyond_memory_are_refused(monkeypatch):
-    monkeypatch.setattr("ccframe.resources.available_memory", lambda: 10**9)
-    ds = SimpleNamespace(windows=np.zeros((10, 15, 1), np.float32), label=np.zeros(10),
-                         n_waveforms=40_000)  # fmt: skip
-    cfg = MLConfig.model_validate({"dataset": {"time_list": {"n_bins": 1_000_000}}})
-    with pytest.raises(ResourceError, match=r"ml\.dataset\.time_list\.n_bins: time lists of 40000"):
-        require_training_memory(cfg, ds)
-    require_training_memory(MLConfig(), ds)  # 1024 bins: 330 MB, fits
 
 
 # ---- 6. per-waveform checksums ----------------------------------------------------------------

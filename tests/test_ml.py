@@ -98,7 +98,7 @@ def test_dataset_round_trips_through_an_array_folder(sim_file, tmp_path):
     assert (back.files, back.sampling_ghz, back.n_samples) == (ds.files, ds.sampling_ghz, 2400)
     assert not list(tmp_path.glob(".*building"))  # written beside, then renamed
     (tmp_path / "d" / "windows.raw").write_bytes(b"short")
-    with pytest.raises(InputError, match="windows.raw has 5 bytes"):
+    with pytest.raises(InputError, match=r"windows\.raw has 5 bytes"):
         Dataset.load(tmp_path / "d")
 
 

@@ -142,3 +142,13 @@ def test_training_from_streamed_batches_is_deterministic(tmp_path):
     first = train()
     np.testing.assert_array_equal(first, train())
     assert first[0, 0] > 0.1  # learned that x0 decides
+
+
+def test_validation_in_memory_is_all_rows_or_a_seeded_subset():
+    x = np.arange(100, dtype=np.float32).reshape(100, 1)
+    batches = ArrayBatches(x, np.arange(100.0), np.arange(10, 60), 8)
+    xs, ys = batches.in_memory(10_000)
+    assert xs[:, 0].tolist() == list(range(10, 60)) and ys.tolist() == list(range(10, 60))
+    xs, ys = batches.in_memory(8 * 20)  # 8 bytes per row: 20 rows
+    assert len(xs) == 20 and np.all(np.diff(xs[:, 0]) > 0) and set(xs[:, 0]) <= set(range(10, 60))
+    np.testing.assert_array_equal(batches.in_memory(8 * 20)[0], xs)

@@ -84,6 +84,19 @@ class StreamedBatches(keras.utils.PyDataset):
         clone.index, clone.shuffle, clone.epoch = self.index[:n], False, 0
         return clone
 
+    def in_memory(self, max_bytes: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+        """All rows as in-memory arrays, or a seeded subset of those rows whose arrays take
+        at most `max_bytes` (Keras validates on arrays without the stalls it shows at the
+        start of each epoch when validation data come from a generator)."""
+        if self.index.size == 0:
+            return self.arrays(np.arange(0), self.index)
+        one = sum(a.nbytes for a in self.arrays(np.arange(1), self.index[:1]))
+        n = min(self.index.size, max(1, max_bytes // one))
+        pos = np.arange(self.index.size)
+        if n < pos.size:
+            pos = np.sort(np.random.default_rng([seed, 0x7A1]).choice(pos, n, replace=False))
+        return self.arrays(pos, self.index[pos])
+
     def positions(self, b: int) -> np.ndarray:
         """Sorted positions in `index` of batch `b` of the current epoch."""
         lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.index.size)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ccframe.errors import InputError, closest
 from ccframe.io.atomic import atomic_path, write_json
 from ccframe.io.config import DataConfig
+from ccframe.io.prefetch import prefetch
 from ccframe.io.reader import (
     WaveformBatch,
     check_waveform_branch,
@@ -52,6 +54,7 @@ KEYS = (
     "baseline_window_ns",
 )
 Model = TypeVar("Model", bound=BaseModel)
+T = TypeVar("T")
 Backend = Literal["keras", "onnx"]
 """What runs the two networks: Keras (TensorFlow) or ONNX Runtime (`ccframe export` first)."""
 
@@ -403,20 +406,51 @@ class Chain:
         if problem:
             raise InputError(problem)
 
-    def apply(self, batch: WaveformBatch) -> dict[str, Any]:
-        """Per waveform: counts and accepted peaks; per candidate: sample and score."""
+    def prepare(self, batch: WaveformBatch) -> Prepared:
+        """The kernels' half of `apply` (Numba, releases the GIL): candidates and windows."""
         self.check(batch)
         s = self.settings
         candidates = find_candidates(batch.waveforms, batch.baseline, batch.rms, s.candidates)
         windows = slice_windows(batch.waveforms, batch.baseline, batch.rms, candidates, s.window)
         position, offsets = flat(candidates, np.int32)
-        scores = self.score(windows)
+        return Prepared(batch, windows, position, offsets)
+
+    def finish(self, prepared: Prepared) -> dict[str, Any]:
+        """The networks' half of `apply`: scores, accepted peaks, time lists, counts."""
+        s = self.settings
+        scores = self.score(prepared.windows)
         accept = scores > s.threshold
-        counts = self.count(time_lists(position, offsets, accept, s))
+        counts = self.count(time_lists(prepared.position, prepared.offsets, accept, s))
         return {
-            "position": position,
-            "offsets": offsets,
+            "position": prepared.position,
+            "offsets": prepared.offsets,
             "score": scores,
             "accept": accept,
             "n_clusters_ml": counts,
         }
+
+    def apply(self, batch: WaveformBatch) -> dict[str, Any]:
+        """Per waveform: counts and accepted peaks; per candidate: sample and score."""
+        return self.finish(self.prepare(batch))
+
+    def apply_all(
+        self, batches: Iterable[WaveformBatch], extra: Callable[[WaveformBatch], T] | None = None
+    ) -> Iterator[tuple[WaveformBatch, dict[str, Any], T | None]]:
+        """`apply` to every batch, pipelined: reading, the kernels' half and `extra(batch)`
+        run in a background thread one batch ahead of the networks, so both cores work."""
+
+        def kernels(batch: WaveformBatch) -> tuple[Prepared, T | None]:
+            return self.prepare(batch), extra(batch) if extra is not None else None
+
+        for prepared, more in prefetch(map(kernels, batches)):
+            yield prepared.batch, self.finish(prepared), more
+
+
+@dataclass
+class Prepared:
+    """A batch with its candidates' windows and flat positions (`Chain.prepare`)."""
+
+    batch: WaveformBatch
+    windows: np.ndarray
+    position: np.ndarray
+    offsets: np.ndarray

@@ -56,8 +56,8 @@ PER_WAVEFORM = (
 """Per-waveform arrays of a `Dataset` (besides the candidate offsets)."""
 COPY_ROWS = 1 << 20
 """Candidates copied per chunk when a dataset is written."""
-DISK_KEY = "ml.dataset.cache_dir"
-"""The setting named when the disk cannot hold a dataset."""
+DISK_KEY = "ml.dataset.max_events"
+"""The setting named when the disk cannot hold a dataset (the message names the folder)."""
 
 
 @dataclass

@@ -11,7 +11,8 @@ import numpy as np
 
 from ccframe.errors import InputError, OutputError
 from ccframe.io.config import DataConfig
-from ccframe.io.reader import iter_batches
+from ccframe.io.prefetch import prefetch
+from ccframe.io.reader import WaveformBatch, iter_batches
 from ccframe.io.rootwrite import write_tree
 from ccframe.logs import Log, Progress, with_progress
 from ccframe.ml.chain import Backend, Chain, accepted_counts, candidate_record
@@ -30,14 +31,20 @@ TRUTH_TYPES = {
 
 
 def chunks(
-    chain: Chain, traditional: TraditionalConfig, batches: Iterator[Any], files: list[str]
+    chain: Chain,
+    traditional: TraditionalConfig,
+    batches: Iterator[WaveformBatch],
+    files: list[str],
 ) -> Iterator[dict[str, Any]]:
     """Per-waveform counts (the chain's and the run's traditional algorithm's) and the
     jagged `candidate` record of each batch. `event_id` is the input's, or the entry number
-    where the input has none (as in the ml stage's predictions.root)."""
-    for batch in batches:
-        out = chain.apply(batch)
-        reco = reconstruct(batch, traditional.finder, traditional.clusterize)
+    where the input has none (as in the ml stage's predictions.root). Reading and the
+    kernels run a batch ahead of the networks (`Chain.apply_all`)."""
+
+    def traditional_counts(batch: WaveformBatch) -> np.ndarray:
+        return reconstruct(batch, traditional.finder, traditional.clusterize).n_clusters
+
+    for batch, out, n_traditional in chain.apply_all(batches, traditional_counts):
         counts = np.diff(out["offsets"])
         truth = truth_branches(batch.truth)
         entry = np.asarray(batch.entry, dtype=np.int64)
@@ -47,7 +54,7 @@ def chunks(
             "event_id": np.asarray(truth.pop("event_id", entry), dtype=np.int64),
             **{k: np.asarray(v, dtype=TRUTH_TYPES.get(k)) for k, v in truth.items()},
             "n_clusters_ml": out["n_clusters_ml"],
-            "n_clusters_traditional": reco.n_clusters.astype(np.int64),
+            "n_clusters_traditional": np.asarray(n_traditional, dtype=np.int64),
             "n_peaks": accepted_counts(out["offsets"], out["accept"]),
             "candidate": candidate_record(
                 out["position"], counts, batch.sampling_ghz, out["score"], out["accept"]
@@ -77,7 +84,7 @@ def infer(
     traditional = traditional_of_run(Artifacts.of_run(run_dir))
     t0 = time.perf_counter()
     progress = Progress("infer", log)
-    out = chunks(chain, traditional, iter_batches(data, files), files)
+    out = prefetch(chunks(chain, traditional, iter_batches(data, files), files))
     n = write_tree(output, "predictions", with_progress(out, progress))
     wall = time.perf_counter() - t0
     log(

@@ -4,7 +4,7 @@ against the truth at each smearing value."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from ccframe.kernels.jagged import to_jagged
 from ccframe.kernels.matching import match_labelled
 from ccframe.logs import Log
 from ccframe.metrics.counting import count_metrics, fmt, json_ready
+from ccframe.metrics.streaming import Columns, ScoreHistogram
 from ccframe.ml import evaluate
 from ccframe.ml.chain import Chain
 from ccframe.ml.config import RobustnessConfig
@@ -79,76 +80,144 @@ def shifted_truth(truth: ak.Array | None, shifts: np.ndarray, sampling_ghz: floa
     return truth
 
 
-def test_split_batches(artifacts: Artifacts, max_events: int) -> Iterator[WaveformBatch]:
-    """The run's test-split waveforms (from its predictions tree), batch by batch."""
+def test_entries(artifacts: Artifacts, max_events: int) -> tuple[np.ndarray, np.ndarray]:
+    """The file index and entry of the run's first `max_events` test-split waveforms (from its
+    predictions tree)."""
     pred_file = artifacts.predictions
     if not pred_file.is_file():
         raise InputError(f"{pred_file}: not found; robustness needs a run with ml:")
     import uproot
 
-    pred = uproot.open(pred_file)["predictions"].arrays(["file_index", "entry", "split"])
-    test = ak.to_numpy(pred.split) == TEST
-    file_index = ak.to_numpy(pred.file_index)[test][:max_events]
-    entries = ak.to_numpy(pred.entry)[test][:max_events]
-    files = artifacts.input_files()
-    for batch in iter_batches(artifacts.steering.input_data, files):
-        keep = np.isin(batch.entry, entries[file_index == files.index(batch.file)])
-        if keep.any():
-            yield batch.rows(keep)
+    with uproot.open(pred_file) as f:
+        pred = f["predictions"].arrays(["file_index", "entry", "split"], library="np")
+    test = pred["split"] == TEST
+    return pred["file_index"][test][:max_events], pred["entry"][test][:max_events]
+
+
+def test_split_batches(artifacts: Artifacts, max_events: int) -> Iterator[WaveformBatch]:
+    """The run's test-split waveforms (`test_entries`), batch by batch; each input file is
+    read only up to its last test waveform, and not at all without one."""
+    file_index, entries = test_entries(artifacts, max_events)
+    data = artifacts.steering.input_data
+    for index, path in enumerate(artifacts.input_files()):
+        wanted = entries[file_index == index]
+        if wanted.size == 0:
+            continue
+        limited = data.model_copy(update={"max_events": int(wanted.max()) + 1})
+        for batch in iter_batches(limited, [path]):
+            keep = np.isin(batch.entry, wanted)
+            if keep.any():
+                yield batch.rows(keep)
+
+
+CACHE_BYTES = 256 * 2**20
+"""Test-split waveforms are kept in memory between smearing values up to this size (the
+default 3000 waveforms of 2400 samples take 29 MB); more are read again for each value, so
+that memory does not grow with them."""
+
+
+class TestSplit:
+    """The run's test-split waveforms (`test_split_batches`) for every smearing value: read
+    once and kept when they take at most `cache_bytes`, else read again on each iteration."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, artifacts: Artifacts, max_events: int, cache_bytes: int = CACHE_BYTES):
+        self.artifacts, self.max_events, self.cache_bytes = artifacts, max_events, cache_bytes
+        self._cache: list[WaveformBatch] | None = None
+        self._read = False
+
+    def __iter__(self) -> Iterator[WaveformBatch]:
+        if self._cache is not None:
+            yield from self._cache
+            return
+        keep: list[WaveformBatch] | None = None if self._read else []
+        size = 0
+        for batch in test_split_batches(self.artifacts, self.max_events):
+            size += batch.waveforms.nbytes
+            keep = keep if size <= self.cache_bytes else None
+            if keep is not None:
+                keep.append(batch)
+            yield batch
+        self._cache, self._read = keep, True
+
+
+class SettingTally:
+    """What the metrics of one smearing value need, batch by batch, in memory that does not
+    grow with the candidates: their scores in a `ScoreHistogram`, the totals of candidates,
+    accepted peaks, matched electrons and found clusters, and per waveform (compact) the true,
+    ML and traditional counts."""
+
+    def __init__(self) -> None:
+        self.scores = ScoreHistogram()
+        self.counts = Columns()
+        self.accepted = self.found = self.electrons = 0
+        self.clusters = self.clusters_found = 0
+        self.clusters_known = True  # every batch has electron truth
+
+    def add_candidates(self, out: dict[str, Any], label: np.ndarray) -> None:
+        """One batch's candidates (the chain's output) and their truth labels (0: noise)."""
+        accept = np.asarray(out["accept"], dtype=bool)
+        self.scores.add(out["score"], label > 0)
+        self.accepted += int(np.count_nonzero(accept))
+        self.found += int(np.count_nonzero(accept & (label > 0)))
+
+    def add_clusters(self, out: dict[str, Any], cluster: np.ndarray | None) -> None:
+        """One batch's true clusters with an accepted, matched peak (`cluster`: each
+        candidate's; None without electron truth)."""
+        if cluster is None:
+            self.clusters_known = False
+            return
+        counts = np.diff(out["offsets"])
+        accept = np.asarray(out["accept"], dtype=bool)
+        self.clusters_found += int(evaluate.clusters_found(accept, cluster, counts).sum())
+
+    def result(self) -> dict[str, Any]:
+        """The metrics `evaluate_setting` returns (peak finding as `evaluate.end_to_end`)."""
+        true = self.counts.get("true")
+        clusters = int(true.sum())
+        e, a = self.electrons, self.accepted
+        cluster_efficiency = None
+        if self.clusters_known:
+            cluster_efficiency = self.clusters_found / clusters if clusters else float("nan")
+        return {
+            "waveforms": int(true.size),
+            "auc": self.scores.auc(),
+            "peak_efficiency": self.found / e if e else float("nan"),
+            "peak_purity": self.found / a if a else float("nan"),
+            "cluster_efficiency": cluster_efficiency,
+            "ml": count_metrics(self.counts.get("ml"), true),
+            "traditional": count_metrics(self.counts.get("traditional").astype(float), true),
+        }
 
 
 def evaluate_setting(
-    chain: Chain, traditional: TraditionalConfig, match: MatchConfig, batches: list[WaveformBatch]
+    chain: Chain,
+    traditional: TraditionalConfig,
+    match: MatchConfig,
+    batches: Iterable[WaveformBatch],
 ) -> dict[str, Any]:
-    """ML and traditional metrics against the truth on (smeared) batches."""
-    scores, labels, clusters, accept, n_ml, n_trad, n_true = [], [], [], [], [], [], []
-    per_waveform = []
-    electrons = 0
-    clusters_known = True  # every batch has electron truth
+    """ML and traditional metrics against the truth on (smeared) batches, batch by batch
+    (`SettingTally`). The AUC is `ScoreHistogram`'s (binned, within about 1e-5 of the
+    unbinned one); the rest as the ml stage computes them (`evaluate.end_to_end`)."""
+    tally = SettingTally()
     for batch in batches:
         truth = batch.truth
         assert truth is not None
         out = chain.apply(batch)
-        counts = np.diff(out["offsets"])
-        cands = to_jagged(out["position"], counts)
+        cands = to_jagged(out["position"], np.diff(out["offsets"]))
         reference, reference_label = reference_peaks(batch, match)
         m = match_labelled(cands, reference, reference_label, match)
-        labels.append(ak.to_numpy(ak.flatten(m.peak_label)))
+        label = ak.to_numpy(ak.flatten(m.peak_label))
+        tally.add_candidates(out, label)
         known = peak_truth(truth) == ELECTRONS
-        clusters_known = clusters_known and known
-        clusters.append(
-            m.peak_cluster(truth.electron_cluster)
-            if known
-            else np.full(len(labels[-1]), -1, np.int32)
-        )
-        per_waveform.append(counts)
-        scores.append(out["score"])
-        accept.append(out["accept"])
-        electrons += int(ak.sum(reference_label > 0))
-        n_ml.append(out["n_clusters_ml"])
-        n_trad.append(reconstruct(batch, traditional.finder, traditional.clusterize).n_clusters)
-        n_true.append(ak.to_numpy(truth.n_clusters))
-    s, lab, acc = np.concatenate(scores), np.concatenate(labels), np.concatenate(accept)
-    true = np.concatenate(n_true)
-    peaks = evaluate.end_to_end(
-        acc,
-        lab,
-        np.concatenate(clusters),
-        np.concatenate(per_waveform),
-        electrons,
-        true,
-        clusters_known=clusters_known,
-    )
-    auc = evaluate.classification(s, lab > 0, chain.settings.threshold)["auc"]
-    return {
-        "waveforms": int(true.size),
-        "auc": auc,
-        "peak_efficiency": peaks["efficiency"],
-        "peak_purity": peaks["purity"],
-        "cluster_efficiency": peaks["cluster_efficiency"],
-        "ml": count_metrics(np.concatenate(n_ml), true),
-        "traditional": count_metrics(np.concatenate(n_trad).astype(float), true),
-    }
+        tally.add_clusters(out, m.peak_cluster(truth.electron_cluster) if known else None)
+        tally.electrons += int(ak.sum(reference_label > 0))
+        tally.counts.add("true", ak.to_numpy(truth.n_clusters))
+        tally.counts.add("ml", out["n_clusters_ml"])
+        reco = reconstruct(batch, traditional.finder, traditional.clusterize)
+        tally.counts.add("traditional", reco.n_clusters)
+    return tally.result()
 
 
 def run_robustness(run_dir: Path, cfg: RobustnessConfig, log: Log) -> list[dict[str, Any]]:
@@ -172,9 +241,7 @@ def robustness(
     steering = artifacts.steering
     assert steering.ml is not None
     match = steering.ml.dataset.match
-    batches = list(test_split_batches(artifacts, cfg.max_events))
-    if not batches:
-        raise InputError(f"{artifacts.run_dir}: no test-split waveforms found in the run's input")
+    split = TestSplit(artifacts, cfg.max_events)
     rows: list[dict[str, Any]] = []
     grid = (("noise", cfg.noise_factors), ("gain", cfg.gain_factors),
             ("jitter_ns", cfg.jitter_ns))  # fmt: skip
@@ -182,8 +249,12 @@ def robustness(
         for k, value in enumerate(values):
             rng = np.random.default_rng([cfg.seed, k, len(rows)])
             window = steering.data.baseline_window_ns
-            smeared = [smear(b, kind, value, rng, window) for b in batches]
+            smeared = (smear(b, kind, value, rng, window) for b in split)
             result = evaluate_setting(chain, traditional, match, smeared)
+            if not result["waveforms"]:
+                raise InputError(
+                    f"{artifacts.run_dir}: no test-split waveforms found in the run's input"
+                )
             rows.append({"smearing": kind, "value": value, **result})
             ml, trad = result["ml"], result["traditional"]
             log(

@@ -22,6 +22,9 @@ from ccframe.ml.models import optimizer
 from ccframe.ml.runtime import keras
 
 INITIAL_LOSS_SAMPLES = 20_000
+VALIDATION_BYTES = 256 << 20
+"""In-memory validation data per model during training: a seeded subset of the validation
+split when all of it would take more (early stopping needs the loss, not every sample)."""
 
 
 class TrainingError(CcframeError):
@@ -139,9 +142,12 @@ def fit(
     model.compile(optimizer=optimizer(cfg.optimizer), loss=loss, metrics=metrics)
     n0 = min(train.index.size, INITIAL_LOSS_SAMPLES)
     initial = model.evaluate(train.head(n0), verbose=0, return_dict=True)["loss"]
+    val = validation.in_memory(VALIDATION_BYTES)
+    n_val = len(val[0])
+    shown = f"{n_val:,}" if n_val == validation.index.size else f"{n_val:,} of the"
     log(
         f"  {name}: {model.count_params():,} parameters, {train.index.size:,} training and "
-        f"{validation.index.size:,} validation samples; initial loss {initial:.4f} "
+        f"{shown} {validation.index.size:,} validation samples; initial loss {initial:.4f} "
         f"(expected {expected_loss:.4f})"
     )
     epoch_log = EpochLog(name, log, cfg.epochs)
@@ -151,7 +157,8 @@ def fit(
     t0 = time.perf_counter()
     model.fit(
         train,
-        validation_data=validation,
+        validation_data=val,
+        validation_batch_size=cfg.batch_size,
         epochs=cfg.epochs,
         shuffle=False,  # the batches shuffle themselves, block-wise (EpochOrder)
         verbose=0,
