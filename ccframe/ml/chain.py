@@ -442,7 +442,7 @@ class Chain:
         def kernels(batch: WaveformBatch) -> tuple[Prepared, T | None]:
             return self.prepare(batch), extra(batch) if extra is not None else None
 
-        for prepared, more in prefetch(map(kernels, batches)):
+        for prepared, more in prefetch(map(kernels, batches), depth=1):
             yield prepared.batch, self.finish(prepared), more
 
 

@@ -37,8 +37,9 @@ class DatasetConfig(_MLSection):
     split, drop noise (or signal) windows of the training split at random down to the
     smaller class, or nothing."""
     cache: bool = True
-    """Keep the built dataset (.npz, keyed by a hash of the input files and every setting
-    that shapes it) in `cache_dir`, so a second run reuses it."""
+    """Keep the built dataset (a folder of memory-mappable arrays, keyed by a hash of the
+    input files and every setting that shapes it) in `cache_dir`, so a second run reuses it;
+    without the cache it is built in a temporary folder and deleted after the run."""
     cache_dir: str = "cache"
     """Folder for the cache, relative to the run folder's parent (e.g. runs/cache)."""
     candidates: CandidateConfig = CandidateConfig()

@@ -8,6 +8,7 @@ from typing import Any
 
 from ccframe.errors import SteeringError
 from ccframe.io.atomic import write_text
+from ccframe.io.prefetch import prefetch
 from ccframe.io.reader import expand_files, iter_batches
 from ccframe.logs import Log, Progress
 from ccframe.pipeline.context import RunContext
@@ -96,7 +97,7 @@ def shared_pass(ctx: RunContext, consumers: list[Consumer | None]) -> None:
     with contextlib.ExitStack() as stack:
         entered = [stack.enter_context(c) for c in active]
         progress = Progress("read", ctx.log)
-        for batch in iter_batches(ctx.data, ctx.files):
+        for batch in prefetch(iter_batches(ctx.data, ctx.files), depth=1):  # read ahead
             shared: dict[str, Any] = {}
             for consumer in entered:
                 consumer.add(batch, shared)
