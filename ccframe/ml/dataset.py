@@ -404,7 +404,7 @@ def cache_key(
         "version": CACHE_VERSION,
         "files": stats,
         "data": data,
-        "dataset": cfg.model_dump(exclude={"cache", "cache_dir"}),
+        "dataset": cfg.model_dump(exclude={"cache", "cache_dir", "time_list"}),  # not stored
         "traditional": traditional.model_dump(include={"algorithm", "deriv", "d2", "clusterize"}),
         "seed": seed,
     }
