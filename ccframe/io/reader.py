@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import glob
 import itertools
+import mmap
 import os
 import struct
 from collections.abc import Iterator
@@ -325,6 +326,9 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
         for end, chunk in chunks:
             raw = baskets.rows(start, end) if baskets else [_waveforms(chunk, how, start)]
             batch = _make_batch(raw, chunk, how, start, overwrite=baskets is None)
+            del raw
+            if baskets:
+                baskets.release()
             if batch is not None:
                 if n_samples is None:
                     warn_if_implausible(batch, data)
@@ -402,6 +406,14 @@ class BasketRows:
         if sum(len(p) for p in parts) != stop - start:
             raise ValueError(f"entries {start}..{stop - 1} are not all in the branch's baskets")
         return parts
+
+    def release(self) -> None:
+        """Drop the mapped file's pages from this process's memory (they stay in the page
+        cache; a later access maps them again), so that reading a file larger than memory
+        keeps the resident size flat. The converted batches never point into the map."""
+        mapped = getattr(self.file, "_mmap", None)
+        if mapped is not None and hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_DONTNEED)
 
     def _basket(self, i: int, entries: int) -> np.ndarray:
         data = self._mapped(i, entries * self.n_samples * self.dtype.itemsize)
