@@ -152,3 +152,19 @@ def test_validation_in_memory_is_all_rows_or_a_seeded_subset():
     xs, ys = batches.in_memory(8 * 20)  # 8 bytes per row: 20 rows
     assert len(xs) == 20 and np.all(np.diff(xs[:, 0]) > 0) and set(xs[:, 0]) <= set(range(10, 60))
     np.testing.assert_array_equal(batches.in_memory(8 * 20)[0], xs)
+
+
+def test_pipelined_chain_equals_batch_by_batch(trained):
+    from ccframe.io.config import DataConfig
+    from ccframe.io.reader import iter_batches
+    from ccframe.ml.chain import Chain
+
+    chain = Chain.load(trained)
+    data = DataConfig(files=[str(trained / "sim.root")], chunk_size=70)
+    pipelined = list(chain.apply_all(iter_batches(data), extra=len))
+    plain = [chain.apply(batch) for batch in iter_batches(data)]
+    assert len(pipelined) == len(plain) > 2
+    for (batch, out, n), want in zip(pipelined, plain, strict=True):
+        assert n == len(batch)
+        for key in ("position", "offsets", "score", "accept", "n_clusters_ml"):
+            np.testing.assert_array_equal(out[key], want[key])
