@@ -1,6 +1,7 @@
 """Training that streams from disk against `model.fit` on in-memory arrays, in one process.
 
     python bench/training.py [--n 20000] [--epochs 3] [--steering steering/quickstart.yaml]
+                             [--networks classifier,counter]
 
 Simulates n waveforms of the steering file's simulate: section, builds the ML dataset with
 `DatasetBuilder` (an array folder on disk, memory-mapped) and trains each network of the
@@ -115,6 +116,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--steering", default=str(REPO / "steering" / "quickstart.yaml"))
+    parser.add_argument("--networks", default="classifier,counter", help="which to train")
     args = parser.parse_args()
     steering = load_steering(args.steering)
     ml, sim = steering.ml, steering.simulate
@@ -136,8 +138,10 @@ def main() -> None:
         seconds = time.perf_counter() - t0
         print(f"dataset: {ds.n_waveforms} waveforms, {ds.label.size:,} windows on disk in "
               f"{seconds:.1f} s; peak RSS {rss0:.0f} -> {peak_rss_mb():.0f} MB")  # fmt: skip
-        report_classifier(ml, ds, seed, args.epochs)
-        report_counter(ml, ds, seed, args.epochs)
+        if "classifier" in args.networks:
+            report_classifier(ml, ds, seed, args.epochs)
+        if "counter" in args.networks:
+            report_counter(ml, ds, seed, args.epochs)
 
 
 def report_classifier(ml: Any, ds: Any, seed: int, epochs: int) -> None:

@@ -329,6 +329,7 @@ def _iter_file(path: str, data: DataConfig, limit: int | None) -> Iterator[Wavef
             del raw
             if baskets:
                 baskets.release()
+            release_source(tree)
             if batch is not None:
                 if n_samples is None:
                     warn_if_implausible(batch, data)
@@ -408,12 +409,8 @@ class BasketRows:
         return parts
 
     def release(self) -> None:
-        """Drop the mapped file's pages from this process's memory (they stay in the page
-        cache; a later access maps them again), so that reading a file larger than memory
-        keeps the resident size flat. The converted batches never point into the map."""
-        mapped = getattr(self.file, "_mmap", None)
-        if mapped is not None and hasattr(mapped, "madvise"):
-            mapped.madvise(mmap.MADV_DONTNEED)
+        """Drop the pages of the mapped file (`drop_pages`)."""
+        drop_pages(self.file)
 
     def _basket(self, i: int, entries: int) -> np.ndarray:
         data = self._mapped(i, entries * self.n_samples * self.dtype.itemsize)
@@ -436,6 +433,23 @@ class BasketRows:
             return None
         data = self.file[seek + keylen : seek + nbytes]
         return data if len(data) == size else None
+
+
+def drop_pages(mapped: Any) -> None:
+    """Drop the pages of a memory-mapped file (a `numpy.memmap`) from this process's
+    resident memory: they stay in the page cache and a later access maps them again, so
+    reading a file larger than memory keeps the resident size flat."""
+    handle = getattr(mapped, "_mmap", None)
+    if handle is not None and hasattr(handle, "madvise"):
+        handle.madvise(mmap.MADV_DONTNEED)
+
+
+def release_source(tree: Any) -> None:
+    """`drop_pages` for the file uproot mapped for a TTree (its truth branches). Safe even
+    for arrays that are views of the map: a dropped page of a read-only file mapping is
+    mapped again, with the same bytes, when it is next read."""
+    source = getattr(getattr(tree, "file", None), "source", None)
+    drop_pages(getattr(source, "_file", None))
 
 
 def verify_checksums(
