@@ -251,3 +251,28 @@ def test_data_without_a_track_time_is_called_out(sim_file, tmp_path, capsys):
                    "--set", "data.pretrigger_ns=50")  # fmt: skip
     assert code == 0
     assert "not comparable" not in capsys.readouterr().err
+
+
+def test_sample_keeps_counts_and_float32_compact_and_gives_float64():
+    """A Sample's values come back as the float64 arrays they were given as, though counts
+    are kept in 4 bytes and float32 values as float32."""
+    import numpy as np
+
+    from ccframe.compare.measure import Sample
+
+    rng = np.random.default_rng(2)
+    given = {
+        "candidates": [rng.integers(0, 90, 50) for _ in range(3)],
+        "amplitude_mv": [rng.normal(20, 5, 70).astype(np.float32) for _ in range(3)],
+        "candidate_time_ns": [rng.integers(0, 2400, 70) / 1.2 for _ in range(3)],
+    }
+    sample = Sample("a", "simulation")
+    for key, parts in given.items():
+        for part in parts:
+            sample.add(key, part)
+        got = sample.get(key)
+        assert got is not None and got.dtype == np.float64
+        assert np.array_equal(got, np.concatenate([p.astype(np.float64) for p in parts]))
+    kept = {k: sum(p.nbytes for p in v) for k, v in sample.values.items()}
+    assert kept == {"candidates": 150 * 4, "amplitude_mv": 210 * 4, "candidate_time_ns": 210 * 8}
+    assert sample.get("noise_rms_mv") is None

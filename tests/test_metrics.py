@@ -21,6 +21,7 @@ from ccframe.metrics.counting import (
     momentum_edges,
     versus,
 )
+from ccframe.metrics.streaming import AUC_BINS, Columns, ScoreHistogram, compact
 
 # --- core_sigma -------------------------------------------------------------------------------
 
@@ -320,3 +321,70 @@ def test_momentum_edges_cover_every_waveform():
     assert sum(r["waveforms"] for r in rows) == momentum.size  # the maximum included
     single = momentum_edges(np.full(5, 3.0))
     assert len(single) == 2 and single[0] < 3.0 < single[1]
+
+
+# --- streaming: compact columns and the binned AUC (ccframe.metrics.streaming) --------------
+
+
+@given(st.lists(st.integers(-(2**31), 2**31 - 1), min_size=1, max_size=50))
+def test_compact_keeps_every_integer_in_four_bytes(values):
+    for dtype in (np.int64, np.float64):
+        if dtype is np.float64 and max(abs(v) for v in values) > 2**53:
+            continue
+        column = compact(np.asarray(values, dtype=dtype))
+        assert column.dtype == np.int32 and np.array_equal(column, np.asarray(values))
+
+
+def test_compact_leaves_what_int32_cannot_hold_exactly():
+    for values in ([0.5, 1.0], [1.0, np.nan], [1.0, np.inf], [2**40, 0], [True, False]):
+        column = np.asarray(values)
+        assert compact(column) is column
+    assert compact(np.zeros(0)).dtype == np.int32
+
+
+def test_columns_in_batches_give_the_metrics_of_the_whole_arrays():
+    rng = np.random.default_rng(5)
+    true = rng.poisson(20, 3_000)
+    pred = true + rng.normal(0, 3, true.size).round()
+    ml = (pred + 0.5).astype(np.float32)
+    columns = Columns()
+    for lo in range(0, true.size, 700):
+        columns.add("true", true[lo : lo + 700])
+        columns.add("pred", pred[lo : lo + 700])
+        columns.add("ml", ml[lo : lo + 700])
+    assert columns.get("true").dtype == np.int32 and columns.get("ml").dtype == np.float32
+    assert columns.nbytes == 3 * 4 * true.size
+    assert "true" in columns and "other" not in columns and columns.get("other").size == 0
+    for name, whole in (("pred", pred), ("ml", ml)):
+        assert json_ready(count_metrics(columns.get(name), columns.get("true"))) == json_ready(
+            count_metrics(whole, true)
+        )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_binned_auc_equals_sklearns_within_its_bound(seed):
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(seed)
+    signal = rng.random(200_000) < 0.3
+    logit = rng.normal(np.where(signal, 2.0, -2.0), 3.0)
+    scores = (1 / (1 + np.exp(-logit))).astype(np.float32)
+    hist = ScoreHistogram()
+    for lo in range(0, scores.size, 30_000):
+        hist.add(scores[lo : lo + 30_000], signal[lo : lo + 30_000])
+    assert hist.auc() == pytest.approx(roc_auc_score(signal, scores), abs=1e-5)
+
+
+def test_binned_auc_counts_ties_and_the_saturated_ends_as_one_half():
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.array([0.0, 1e-12, 0.2, 0.2, 0.5, 0.7, 0.9, 1.0, 1.0], dtype=np.float32)
+    signal = np.array([0, 1, 0, 1, 0, 1, 1, 0, 1], dtype=bool)
+    hist = ScoreHistogram()
+    hist.add(scores, signal)
+    # 1e-12 (signal) and 0 (noise) share the lowest bin: one of the 5 x 4 pairs counts 1/2, not 1
+    assert hist.auc() == pytest.approx(roc_auc_score(signal, scores) - 0.5 / 20)
+    assert ScoreHistogram.bins(np.array([0.0, 1.0])).tolist() == [0, AUC_BINS - 1]
+    one_class = ScoreHistogram()
+    one_class.add(scores, np.ones(scores.size, dtype=bool))
+    assert math.isnan(one_class.auc())

@@ -5,14 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import awkward as ak
 import numpy as np
 import pytest
+import uproot
 
 from ccframe.cli import main
 from ccframe.errors import InputError
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
-from ccframe.ml.robustness import smear
+from ccframe.kernels.jagged import to_jagged
+from ccframe.kernels.matching import match_labelled
+from ccframe.metrics.counting import count_metrics, json_ready
+from ccframe.ml import evaluate, robustness
+from ccframe.ml.dataset import TEST
+from ccframe.ml.robustness import CACHE_BYTES, TestSplit, evaluate_setting, smear
+from ccframe.reco.traditional import reconstruct, reference_peaks
 
 
 def run_cli(*args):
@@ -79,3 +87,78 @@ def test_robustness_refuses_bad_factors_and_writes_nothing(trained_copy, capsys)
     assert run_cli("robustness", str(trained_copy), "--noise", "0.5") == 2
     assert "noise_factors must be >= 1" in capsys.readouterr().err
     assert not list(trained_copy.glob("robustness.*"))
+
+
+@pytest.fixture(scope="module")
+def run_split(trained):
+    """The `trained` run's artifacts, chain, traditional settings and test-split batches of
+    at most 64 waveforms."""
+    from ccframe.ml.chain import Chain
+    from ccframe.reco.stage import traditional_of_run
+    from ccframe.runfolder.artifacts import Artifacts
+
+    artifacts = Artifacts.of_run(trained)
+    artifacts.steering.data = artifacts.steering.data.model_copy(update={"chunk_size": 64})
+    batches = list(robustness.test_split_batches(artifacts, 3000))
+    return artifacts, Chain.load(trained), traditional_of_run(artifacts), batches
+
+
+def in_memory_setting(chain, traditional, match, batches):
+    """The metrics of one smearing value as robustness computed them before it streamed:
+    every candidate's score, label and cluster concatenated."""
+    scores, labels, clusters, accept, counts, n_ml, n_trad, n_true = ([] for _ in range(8))
+    electrons = 0
+    for batch in batches:
+        out = chain.apply(batch)
+        counts.append(np.diff(out["offsets"]))
+        reference, reference_label = reference_peaks(batch, match)
+        m = match_labelled(to_jagged(out["position"], counts[-1]), reference, reference_label,
+                           match)  # fmt: skip
+        labels.append(ak.to_numpy(ak.flatten(m.peak_label)))
+        clusters.append(m.peak_cluster(batch.truth.electron_cluster))
+        scores.append(out["score"])
+        accept.append(out["accept"])
+        electrons += int(ak.sum(reference_label > 0))
+        n_ml.append(out["n_clusters_ml"])
+        n_trad.append(reconstruct(batch, traditional.finder, traditional.clusterize).n_clusters)
+        n_true.append(ak.to_numpy(batch.truth.n_clusters))
+    s, lab, true = np.concatenate(scores), np.concatenate(labels), np.concatenate(n_true)
+    peaks = evaluate.end_to_end(np.concatenate(accept), lab, np.concatenate(clusters),
+                                np.concatenate(counts), electrons, true)  # fmt: skip
+    return {
+        "waveforms": int(true.size),
+        "auc": evaluate.classification(s, lab > 0, chain.settings.threshold)["auc"],
+        "peak_efficiency": peaks["efficiency"],
+        "peak_purity": peaks["purity"],
+        "cluster_efficiency": peaks["cluster_efficiency"],
+        "ml": count_metrics(np.concatenate(n_ml), true),
+        "traditional": count_metrics(np.concatenate(n_trad).astype(float), true),
+    }
+
+
+@pytest.mark.slow  # the session's `trained` run
+def test_streamed_setting_metrics_equal_the_in_memory_ones(run_split):
+    artifacts, chain, traditional, batches = run_split
+    match = artifacts.steering.ml.dataset.match
+    assert len(batches) > 1
+    got = evaluate_setting(chain, traditional, match, iter(batches))
+    want = in_memory_setting(chain, traditional, match, batches)
+    assert got.pop("auc") == pytest.approx(want.pop("auc"), abs=1e-5)  # binned AUC
+    assert json_ready(got) == json_ready(want)
+
+
+@pytest.mark.slow  # the session's `trained` run
+def test_test_split_is_the_runs_test_waveforms_kept_or_read_again(run_split):
+    artifacts, _, _, batches = run_split
+    split, entries = [], []
+    pred = uproot.open(artifacts.predictions)["predictions"].arrays(library="np")
+    test = pred["entry"][pred["split"] == TEST]
+    assert np.array_equal(np.concatenate([b.entry for b in batches]), test)
+    for cache_bytes in (CACHE_BYTES, 0):
+        split = TestSplit(artifacts, 3000, cache_bytes)
+        first, second = list(split), list(split)
+        entries = [np.concatenate([b.entry for b in run]) for run in (first, second)]
+        assert np.array_equal(entries[0], test) and np.array_equal(entries[1], test)
+        kept = all(a is b for a, b in zip(first, second, strict=True))
+        assert kept == (cache_bytes > 0)
+    assert sum(len(b) for b in TestSplit(artifacts, 5)) == 5

@@ -15,8 +15,15 @@ from ccframe.cli import main
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.kernels.config import ClusterizeConfig, DerivConfig, MatchConfig
+from ccframe.metrics.counting import count_metrics, json_ready, momentum_edges, versus
 from ccframe.reco.config import TuneConfig
-from ccframe.reco.traditional import Accumulator, match_truth, reconstruct
+from ccframe.reco.traditional import (
+    METRIC_COLUMNS,
+    Accumulator,
+    match_truth,
+    reconstruct,
+    tree_chunk,
+)
 from ccframe.reco.tune import tune
 
 
@@ -132,3 +139,21 @@ def test_data_pretrigger_stands_in_for_the_truth(sim_file):
     no_truth = {"truth": {"n_clusters": "n_clusters"}}
     assert np.array_equal(counts(**no_truth, pretrigger_ns=50.0), with_truth)
     assert not np.array_equal(counts(**no_truth), with_truth)
+
+
+def test_accumulator_keeps_16_bytes_per_waveform_and_the_whole_arrays_metrics(sim_file):
+    """The traditional metrics from the accumulated compact columns equal those of the whole
+    per-waveform arrays; only the counts (int32) and momentum (float64) are kept."""
+    finder, merge = DerivConfig(), ClusterizeConfig(c_sqrt_ns=0.3)
+    acc, chunks = Accumulator(), []
+    for batch in iter_batches(DataConfig(files=[str(sim_file)], chunk_size=64)):
+        chunk = tree_chunk(batch, reconstruct(batch, finder, merge), None)
+        acc.add(**{k: v for k, v in chunk.items() if k != "peak"})
+        chunks.append(chunk)
+    whole = {k: np.concatenate([c[k] for c in chunks]) for k in METRIC_COLUMNS}
+    pred, true, p = (whole[k] for k in METRIC_COLUMNS)
+    assert acc.columns.nbytes == 16 * true.size
+    m = acc.metrics(4)
+    assert json_ready(m["count"]) == json_ready(count_metrics(pred, true))
+    rows = versus(p, momentum_edges(p, 4), pred, true)
+    assert json_ready(m["count_vs_momentum"]) == json_ready(rows)

@@ -17,6 +17,7 @@ from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.config import CandidateConfig
 from ccframe.kernels.jagged import flat
 from ccframe.logs import Log
+from ccframe.metrics.streaming import compact
 from ccframe.ml.chain import accepted_counts
 from ccframe.reco.config import TraditionalConfig
 from ccframe.signal.spectrum import NoiseSpectrum, noise_spectrum
@@ -61,11 +62,13 @@ class Sample:
     track_time: str | None = None  # where clusterization's drift times start (see measure)
 
     def add(self, key: str, value: np.ndarray) -> None:
-        self.values.setdefault(key, []).append(np.asarray(value, dtype=np.float64))
+        """Keep one batch's values compact (`compact`: counts as int32, float32 as given)."""
+        self.values.setdefault(key, []).append(compact(np.asarray(value)))
 
     def get(self, key: str) -> np.ndarray | None:
+        """Every batch's values of `key` as float64 (None: never added)."""
         parts = self.values.get(key)
-        return np.concatenate(parts) if parts else None
+        return np.concatenate(parts).astype(np.float64, copy=False) if parts else None
 
     def add_spectrum(self, spec: NoiseSpectrum) -> bool:
         """Merge one batch's spectrum; False when its frequency grid differs (another

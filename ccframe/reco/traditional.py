@@ -31,6 +31,7 @@ from ccframe.metrics.counting import (
     peak_finding_metrics,
     versus,
 )
+from ccframe.metrics.streaming import Columns
 from ccframe.reco.config import TraditionalConfig
 
 
@@ -147,18 +148,26 @@ def match_truth(batch: WaveformBatch, peaks: ak.Array, cfg: MatchConfig) -> Matc
     return match_labelled(peaks, reference, labels, cfg)
 
 
+METRIC_COLUMNS = ("n_clusters_traditional", "n_clusters_true", "momentum_gev")
+"""The per-waveform columns the traditional metrics need."""
+
+
 class Accumulator:
-    """Collects per-waveform results of many batches, then computes the metrics."""
+    """Collects what the metrics need of many batches: the matched-peak totals, and per
+    waveform only METRIC_COLUMNS, compact (the counts as int32, the momentum as given: 16 bytes
+    per waveform), so that memory hardly grows with the number of waveforms."""
 
     def __init__(self) -> None:
-        self.columns: dict[str, list[np.ndarray]] = {}
+        self.columns = Columns()
         self.peaks = self.matched = self.electrons = 0
         self.clusters = self.clusters_found = 0
         self.source = ELECTRONS
 
     def add(self, **columns: np.ndarray) -> None:
-        for key, value in columns.items():
-            self.columns.setdefault(key, []).append(np.asarray(value))
+        """Keep the METRIC_COLUMNS among `columns` (a tree chunk's; the others are ignored)."""
+        for key in METRIC_COLUMNS:
+            if key in columns:
+                self.columns.add(key, np.asarray(columns[key]))
 
     def add_matching(self, match: Match, batch: WaveformBatch) -> None:
         """Count the matched peaks; with labelled peaks the true "electrons" are the peaks
@@ -178,7 +187,7 @@ class Accumulator:
         self.clusters_found += int(ak.sum(found))
 
     def column(self, key: str) -> np.ndarray:
-        return np.concatenate(self.columns[key]) if key in self.columns else np.zeros(0)
+        return self.columns.get(key)
 
     def metrics(self, momentum_bins: int) -> dict[str, Any]:
         out: dict[str, Any] = {}
