@@ -20,24 +20,29 @@ from ccframe.kernels.jagged import flat
 
 
 @njit(cache=True, nogil=True)
+def _bin(scaled, top):
+    """The bin of a time x scale under the one rule; -1 for NaN (not counted)."""
+    x = np.floor(scaled)
+    if x != x:
+        return -1
+    if x < 0.0:
+        return 0
+    if x >= top:
+        return top
+    return int(x)
+
+
+@njit(cache=True, nogil=True)
 def _encode(times, offsets, scale, out):
     """out[i, :, 0] = counts of times[offsets[i]:offsets[i+1]] per bin (cleared first)."""
     n_bins = out.shape[1]
-    top = n_bins - 1
     for i in range(offsets.size - 1):
         for k in range(n_bins):
             out[i, k, 0] = 0.0
         for j in range(offsets[i], offsets[i + 1]):
-            x = np.floor(times[j] * scale)
-            if x != x:  # NaN
-                continue
-            if x < 0.0:
-                b = 0
-            elif x >= top:
-                b = top
-            else:
-                b = int(x)
-            out[i, b, 0] += 1.0
+            b = _bin(times[j] * scale, n_bins - 1)
+            if b >= 0:
+                out[i, b, 0] += 1.0
 
 
 def _scale(window_ns: float, n_bins: int) -> float:
@@ -77,22 +82,13 @@ def _encode_accepted(position, offsets, accept, rows, sampling_ghz, scale, out):
     """out[k, :, 0] = counts of the accepted candidates of waveform rows[k] per bin, their
     times position / sampling_ghz (float64) binned by the one rule."""
     n_bins = out.shape[1]
-    top = n_bins - 1
     for k in range(rows.size):
         for b in range(n_bins):
             out[k, b, 0] = 0.0
         i = rows[k]
         for j in range(offsets[i], offsets[i + 1]):
-            if not accept[j]:
-                continue
-            x = np.floor((position[j] / sampling_ghz) * scale)
-            if x < 0.0:
-                b = 0
-            elif x >= top:
-                b = top
-            else:
-                b = int(x)
-            out[k, b, 0] += 1.0
+            if accept[j]:
+                out[k, _bin((position[j] / sampling_ghz) * scale, n_bins - 1), 0] += 1.0
 
 
 def encode_accepted(
