@@ -89,13 +89,13 @@ class StreamedBatches(keras.utils.PyDataset):
         at most `max_bytes` (Keras validates on arrays without the stalls it shows at the
         start of each epoch when validation data come from a generator)."""
         if self.index.size == 0:
-            return self.arrays(np.arange(0), self.index)
-        one = sum(a.nbytes for a in self.arrays(np.arange(1), self.index[:1]))
+            return self.arrays(self.index)
+        one = sum(a.nbytes for a in self.arrays(self.index[:1]))
         n = min(self.index.size, max(1, max_bytes // one))
         pos = np.arange(self.index.size)
         if n < pos.size:
             pos = np.sort(np.random.default_rng([seed, 0x7A1]).choice(pos, n, replace=False))
-        return self.arrays(pos, self.index[pos])
+        return self.arrays(self.index[pos])
 
     def positions(self, b: int) -> np.ndarray:
         """Sorted positions in `index` of batch `b` of the current epoch."""
@@ -108,9 +108,10 @@ class StreamedBatches(keras.utils.PyDataset):
         if not 0 <= b < len(self):
             raise IndexError(b)
         pos = self.positions(b)
-        return self.arrays(pos, self.index[pos])
+        return self.arrays(self.index[pos])
 
-    def arrays(self, pos: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def arrays(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The batch's arrays for dataset rows `rows`."""
         raise NotImplementedError
 
 
@@ -130,7 +131,7 @@ class ArrayBatches(StreamedBatches):
         super().__init__(rows, batch_size, seed, shuffle)
         self.x, self.y = x, y
 
-    def arrays(self, pos: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def arrays(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         return np.asarray(self.x[rows], dtype=np.float32), np.asarray(self.y[rows], np.float32)
 
 
@@ -151,7 +152,7 @@ class WindowBatches(StreamedBatches):
         super().__init__(rows, batch_size, seed, shuffle)
         self.windows, self.label, self.class_weights = windows, label, class_weights
 
-    def arrays(self, pos: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def arrays(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         x = np.asarray(self.windows[rows], dtype=np.float32)
         signal = np.asarray(self.label[rows]) > 0
         y = signal.astype(np.float32)
@@ -178,7 +179,7 @@ class TimeListBatches(StreamedBatches):
         super().__init__(rows, batch_size, seed, shuffle)
         self.candidates, self.target, self.binning = candidates, target, binning
 
-    def arrays(self, pos: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    def arrays(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         position, offsets, accept = self.candidates
         sampling_ghz, window_ns, cfg = self.binning
         lists = encode_accepted(position, offsets, accept, rows, sampling_ghz, window_ns, cfg)
