@@ -17,9 +17,10 @@ waveforms into a temporary ROOT file, and measures in one process, on both cores
   list, CNN), and ways of calling the LSTM (`model.predict`, compiled, compiled + XLA).
 
 With --onnx (needs `pip install 'ccframe[onnx]'`) the same chain is saved, exported with
-`ccframe export`'s code and loaded once per backend (`Chain.load(..., backend=...)`); the
-classifier alone (same windows) and `Chain.apply` end to end (same file, read included) are
-timed for Keras and ONNX Runtime in turn, best of --repeat, with the ratio onnx/keras.
+`ccframe export`'s code and loaded once per backend (`Chain.load(..., backend=...)`: keras,
+onnx, mixed); the classifier alone (same windows), the counter alone (same time lists) and
+`Chain.apply_all` end to end (same file, read included) are timed for each in turn, best of
+--repeat, as ratios to keras; the mixed chain's end to end also as a ratio to the ceiling.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from ccframe.simulate.stage import simulate_to_root
 from ccframe.steering.loader import load_steering
 
 REPO = Path(__file__).resolve().parents[1]
+BACKENDS = ("keras", "onnx", "mixed")
 
 
 def timed(fn, *args):
@@ -148,16 +150,19 @@ def main() -> None:
         print(f"  {name:<34s} {r:>10,.0f} windows/s  {r / base:5.2f}x predict")
     if args.onnx:
         per_waveform = n_windows / n
-        print(f"Keras and ONNX Runtime on the same chain and inputs (best of {args.repeat}, "
-              f"interleaved; {n_windows / n:.1f} windows per waveform):")  # fmt: skip
-        for what, k_o in onnx_rates.items():
-            k, o = k_o["keras"], k_o["onnx"]
+        print(f"each backend on the same chain and inputs (best of {args.repeat}, interleaved; "
+              f"{per_waveform:.1f} windows per waveform; ratio to keras):")  # fmt: skip
+        for what, rates_of in onnx_rates.items():
             unit = "windows/s" if what == "classifier alone" else "waveforms/s"
-            extra = ""
-            if unit == "windows/s":
-                extra = f" (= {k / per_waveform:,.0f} / {o / per_waveform:,.0f} waveforms/s)"
-            print(f"  {what:<17s} keras {k:>10,.0f}  onnx {o:>10,.0f} {unit}{extra}  "
-                  f"ratio onnx/keras {o / k:4.2f}")  # fmt: skip
+            keras_rate = rates_of["keras"]
+            cells = "  ".join(f"{b} {r:>9,.0f} ({r / keras_rate:4.2f})"
+                              for b, r in rates_of.items())  # fmt: skip
+            print(f"  {what:<17s} {cells} {unit}")
+        mixed = onnx_rates["end to end"]["mixed"]
+        print(
+            f"  mixed end to end: {mixed / lstm:4.2f} of the ceiling above (target >= 0.60 "
+            "and >= 15,000 waveforms/s)"
+        )
 
 
 def ceiling_ratios(
@@ -194,15 +199,14 @@ def ceiling_ratios(
 def compare_backends(
     saved: Chain, folder: Path, path: Path, data, inputs, args
 ) -> dict[str, dict[str, float]]:
-    """Rates of the Keras and ONNX Runtime backends of one chain: the classifier on the same
-    windows, the counter on the same time lists, and `Chain.apply` on every batch of the file
-    (read included)."""
+    """Rates of each backend of one chain: the classifier on the same windows, the counter on
+    the same time lists, and `Chain.apply_all` on the file (read included)."""
     from ccframe.ml.onnx import export_chain
 
     chain_dir = folder / "chain"
     saved.save(chain_dir)
     export_chain(chain_dir, False, lambda message: None)
-    chains = {b: Chain.load(chain_dir, args.batch, backend=b) for b in ("keras", "onnx")}
+    chains = {b: Chain.load(chain_dir, args.batch, backend=b) for b in BACKENDS}
     x, lists = inputs
     rates: dict[str, dict[str, float]] = {
         "classifier alone": {},
@@ -221,9 +225,8 @@ def compare_backends(
             )
             _, t = timed(chain.count, lists)
             rates["counter alone"][name] = max(rates["counter alone"].get(name, 0), len(lists) / t)
-            t0 = time.perf_counter()
-            n = sum(len(chain.apply(b)["n_clusters_ml"]) for b in iter_batches(data, [str(path)]))
-            t = time.perf_counter() - t0
+            batches = iter_batches(data, [str(path)])
+            n, t = timed(lambda c=chain, b=batches: sum(len(x) for x, _, _ in c.apply_all(b)))
             rates["end to end"][name] = max(rates["end to end"].get(name, 0), n / t)
     return rates
 

@@ -328,11 +328,12 @@ def inspect(
 )
 @click.option(
     "--backend",
-    type=click.Choice(["keras", "onnx"]),
+    type=click.Choice(["keras", "onnx", "mixed"]),
     default="keras",
     show_default=True,
-    help="Run the networks with Keras, or with ONNX Runtime (no TensorFlow; `ccframe export "
-    "RUN_DIR` first).",
+    help="Run the networks with Keras; with ONNX Runtime (no TensorFlow); or mixed: the "
+    "classifier with Keras, the counter with ONNX Runtime, the fastest on CPU. onnx and mixed "
+    "need `ccframe export RUN_DIR` first.",
 )
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 def infer(
@@ -342,7 +343,7 @@ def infer(
     steering: str | None,
     overrides: tuple[str, ...],
     batch: int,
-    backend: Literal["keras", "onnx"],
+    backend: Literal["keras", "onnx", "mixed"],
     force: bool,
 ) -> None:
     """Apply the chain trained in RUN_DIR to INPUTS (ROOT files); write per-waveform cluster

@@ -19,6 +19,7 @@ from ccframe.metrics.counting import (
     count_summary,
     json_ready,
     momentum_edges,
+    response_curve,
     versus,
 )
 from ccframe.metrics.streaming import AUC_BINS, Columns, ScoreHistogram, compact
@@ -221,7 +222,7 @@ def test_count_metrics_of_a_single_waveform_has_no_core_resolution():
     assert written["relative_resolution_core"] is None
     assert "0.000 (RMS), n/a (core)" in count_summary(m)
     assert m["median_ratio"] == pytest.approx(1.25) and m["iqr_over_median"] == 0.0
-    assert count_summary(m).endswith("IQR/median of N/N_true 0.000")
+    assert count_summary(m).endswith("IQR/median of N/N_true 0.000, response slope n/a")
 
 
 def test_iqr_over_median_of_the_count_ratio():
@@ -388,3 +389,31 @@ def test_binned_auc_counts_ties_and_the_saturated_ends_as_one_half():
     one_class = ScoreHistogram()
     one_class.add(scores, np.ones(scores.size, dtype=bool))
     assert math.isnan(one_class.auc())
+
+
+@given(
+    st.integers(min_value=0, max_value=2**31),
+    st.floats(min_value=0.2, max_value=1.5),
+    st.floats(min_value=-5.0, max_value=5.0),
+)
+def test_response_slope_of_a_linear_counter_is_its_slope(seed, slope, offset):
+    rng = np.random.default_rng(seed)
+    true = rng.integers(5, 40, 2000).astype(float)
+    pred = offset + slope * true + rng.normal(0.0, 1.0, true.size)
+    m = count_metrics(pred, true)
+    assert m["response_slope"] == pytest.approx(slope, abs=0.02)
+    assert count_metrics(true, true)["response_slope"] == pytest.approx(1.0)
+    # a counter that predicts the mean whatever the truth has slope 0
+    flat = count_metrics(np.full(true.size, true.mean()), true)["response_slope"]
+    assert flat == pytest.approx(0.0, abs=1e-12)
+
+
+def test_response_curve_is_mean_and_spread_per_true_count():
+    true = np.array([3] * 20 + [4] * 25 + [9] * 5)
+    pred = np.concatenate([np.full(20, 2.0), np.tile([3.0, 5.0], 12).tolist() + [4.0], [1.0] * 5])
+    curve = response_curve(pred, true)
+    assert curve["n_true"] == [3, 4] and curve["waveforms"] == [20, 25]  # 9: too few
+    assert curve["mean_pred"] == pytest.approx([2.0, 4.0])
+    assert curve["std_pred"] == pytest.approx([0.0, np.std(pred[20:45])])
+    assert response_curve(pred, true, min_waveforms=5)["n_true"] == [3, 4, 9]
+    assert np.isnan(count_metrics(np.arange(4.0), np.full(4, 7.0))["response_slope"])

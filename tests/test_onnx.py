@@ -108,6 +108,10 @@ def test_keras_and_onnx_networks_agree(exported):
     assert np.all(want > 0)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
     assert len(onnx_chain.score(windows[:0])) == 0
+    mixed = Chain.load(exported, batch=1000, backend="mixed")  # Keras LSTM, ONNX counter
+    np.testing.assert_array_equal(mixed.score(windows), keras_chain.score(windows))
+    np.testing.assert_array_equal(mixed.count(lists), onnx_chain.count(lists))
+    assert mixed.models is not None and onnx_chain.models is None
 
 
 NO_TF = """
@@ -200,11 +204,14 @@ def test_export_refuses_a_live_run_and_a_folder_without_a_chain(exported, tmp_pa
     assert "no trained chain here" in capsys.readouterr().err
 
 
-def test_infer_stage_runs_the_onnx_backend_from_the_steering_file(exported, tmp_path, capsys):
-    path = small_steering(tmp_path, n=40, infer={"chain": str(exported), "backend": "onnx"})
+@pytest.mark.parametrize("backend", ["onnx", "mixed"])
+def test_infer_stage_runs_an_onnx_backend_from_the_steering_file(
+    exported, tmp_path, capsys, backend
+):
+    path = small_steering(tmp_path, n=40, infer={"chain": str(exported), "backend": backend})
     assert run_cli("run", str(path)) == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["infer"]["backend"] == "onnx" and summary["infer"]["waveforms"] == 40
+    assert summary["infer"]["backend"] == backend and summary["infer"]["waveforms"] == 40
     counts = uproot.open(tmp_path / "run" / "inferred.root")["predictions"]["n_clusters_ml"]
     assert counts.num_entries == 40
 

@@ -52,7 +52,9 @@ def count_metrics(n_pred: np.ndarray, n_true: np.ndarray) -> dict[str, Any]:
     (about its own mean), `relative_resolution_core` its Gaussian-core width (`core_sigma`).
     As the public ml4cc and CEPC studies quote it: `median_ratio`, the median of pred / true,
     and `iqr_over_median`, the interquartile range of pred / true over that median (for a
-    Gaussian, IQR = 1.349 sigma)."""
+    Gaussian, IQR = 1.349 sigma). `response_slope`: the slope of the least-squares line of
+    pred against true (`response_slope`), 1 for a counter that follows the truth and below 1
+    for one that shrinks towards the mean count of its training sample."""
     pred = np.asarray(n_pred, dtype=np.float64)
     true = np.asarray(n_true, dtype=np.float64)
     ok = true > 0
@@ -71,7 +73,35 @@ def count_metrics(n_pred: np.ndarray, n_true: np.ndarray) -> dict[str, Any]:
         "mse": float((diff**2).mean()),
         "relative_resolution_rms": float(rel.std()),
         "relative_resolution_core": core_sigma(rel),
+        "response_slope": response_slope(pred, true),
         **ratio_quartiles(pred / true),
+    }
+
+
+def response_slope(pred: np.ndarray, true: np.ndarray) -> float:
+    """Slope of the least-squares line pred = a + b true (NaN when every true count is the
+    same): the slope of the mean predicted count against the true count."""
+    spread = true - true.mean()
+    denominator = float(np.dot(spread, spread))
+    return float(np.dot(spread, pred - pred.mean()) / denominator) if denominator > 0 else math.nan
+
+
+def response_curve(pred: np.ndarray, true: np.ndarray, min_waveforms: int = 20) -> dict[str, list]:
+    """Mean and standard deviation of the predicted count per true count, for the true counts
+    of at least `min_waveforms` waveforms (the counter's response curve)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.int64)
+    values, inverse, n = np.unique(true, return_inverse=True, return_counts=True)
+    total = np.bincount(inverse, pred)
+    square = np.bincount(inverse, pred * pred)
+    mean = total / n
+    std = np.sqrt(np.maximum(square / n - mean * mean, 0.0))
+    keep = n >= min_waveforms
+    return {
+        "n_true": values[keep].tolist(),
+        "waveforms": n[keep].tolist(),
+        "mean_pred": mean[keep].tolist(),
+        "std_pred": std[keep].tolist(),
     }
 
 
@@ -92,7 +122,8 @@ def count_summary(m: dict[str, Any]) -> str:
         f"relative bias {fmt(m.get('relative_bias'), '+.3f')}, "
         f"resolution {fmt(m.get('relative_resolution_rms'), '.3f')} (RMS), "
         f"{fmt(m.get('relative_resolution_core'), '.3f')} (core), "
-        f"IQR/median of N/N_true {fmt(m.get('iqr_over_median'), '.3f')}"
+        f"IQR/median of N/N_true {fmt(m.get('iqr_over_median'), '.3f')}, "
+        f"response slope {fmt(m.get('response_slope'), '.3f')}"
     )
 
 

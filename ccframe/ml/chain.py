@@ -55,7 +55,10 @@ KEYS = (
 )
 Model = TypeVar("Model", bound=BaseModel)
 T = TypeVar("T")
-Backend = Literal["keras", "onnx"]
+Backend = Literal["keras", "onnx", "mixed"]
+"""How the chain's networks run: both with Keras, both with ONNX Runtime (`ccframe export`
+first), or `mixed`: the classifier with Keras (XLA) and the counter with ONNX Runtime, the
+fastest on CPU (docs/performance.md)."""
 """What runs the two networks: Keras (TensorFlow) or ONNX Runtime (`ccframe export` first)."""
 
 
@@ -370,15 +373,19 @@ class Chain:
         """Load a saved chain; a missing folder or file, an invalid chain.json or another
         schema is an error. With `data` and `files`, inputs the chain cannot take are refused
         before TensorFlow is imported. Backend `onnx` runs the networks that `ccframe export`
-        wrote with ONNX Runtime, and never imports TensorFlow."""
+        wrote with ONNX Runtime, and never imports TensorFlow; `mixed` runs the exported
+        counter with ONNX Runtime and the classifier with Keras."""
         settings = read_settings(folder)
         if data is not None and files is not None:
             check_inputs(settings, data, files)
-        if backend == "onnx":
+        exported = {}
+        if backend in ("onnx", "mixed"):
             from ccframe.ml.onnx import load_predictors
 
-            score, count = load_predictors(folder, batch)
-            return cls(score, count, settings)
+            keys = ("classifier", "counter") if backend == "onnx" else ("counter",)
+            exported = load_predictors(folder, batch, keys)
+        if backend == "onnx":
+            return cls(exported["classifier"], exported["counter"], settings)
         from ccframe.ml.runtime import keras
 
         models = []
@@ -387,7 +394,9 @@ class Chain:
                 models.append(keras.models.load_model(folder / name, compile=False))
             except Exception as exc:  # missing, truncated or foreign files
                 raise InputError(f"{folder / name}: cannot load the model ({exc})") from None
-        return cls.from_keras(models[0], models[1], settings, batch)
+        chain = cls.from_keras(models[0], models[1], settings, batch)
+        chain.count = exported.get("counter", chain.count)
+        return chain
 
     def count_all(
         self, position: np.ndarray, offsets: np.ndarray, accept: np.ndarray

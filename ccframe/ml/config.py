@@ -160,6 +160,63 @@ class CounterConfig(_ModelConfig):
     """Regression loss on the count (scaled by the training split's mean count)."""
 
 
+class WaveformCounterConfig(_ModelConfig):
+    """The one-step counter: a 1-D convolution stack (optionally followed by a bidirectional
+    recurrent layer) on the whole waveform, baseline-subtracted and divided by its noise RMS
+    (as the classifier's windows, `ml.dataset.window.normalization`), regresses the number of
+    primary clusters directly, with no peak finding before it (docs/algorithms.md, "The
+    one-step waveform counter"). Trained and evaluated beside the two-step chain, on the
+    same waveforms, when this section is given."""
+
+    filters: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(
+        default=[16, 32, 32, 32], min_length=1, max_length=16
+    )
+    """Filters of each Conv1D layer."""
+    kernel_size: int = Field(7, gt=0, le=4096)
+    """Length of every Conv1D kernel (samples of that layer's input)."""
+    strides: list[Annotated[int, Field(gt=0, le=64)]] = Field(default=[4, 2, 1, 1], max_length=16)
+    """Stride of each Conv1D layer (one per `filters`, or empty for 1): stride early, where
+    the waveform is long, to keep the cost down."""
+    dilations: list[Annotated[int, Field(gt=0, le=1024)]] = Field(
+        default=[1, 1, 2, 4], max_length=16
+    )
+    """Dilation rate of each Conv1D layer (one per `filters`, or empty for 1): a temporal
+    convolution stack sees further with each dilated layer. A layer with stride > 1 must
+    have dilation 1."""
+    recurrent: Literal["none", "gru", "lstm"] = "none"
+    """A bidirectional recurrent layer after the convolutions (returning sequences)."""
+    recurrent_units: int = Field(16, gt=0, le=MAX_UNITS)
+    """Units per direction of the recurrent layer."""
+    head: Literal["density", "dense"] = "density"
+    """density: a non-negative cluster density per position (Conv1D(1) + softplus) summed
+    over the waveform, so the count adds up local evidence and cannot shrink towards a
+    global mean; dense: global average pooling, the hidden Dense layers, Dense(1)."""
+    dense: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(default=[], max_length=16)
+    """Hidden Dense layer sizes of the dense head (unused by the density head)."""
+    dropout: list[float] = Field(default=[], max_length=16)
+    """Dropout rate after each hidden Dense layer of the dense head."""
+    spatial_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Dropout of whole channels after each Conv1D layer (0 = none)."""
+    loss: Literal["mse", "mae", "poisson"] = "mse"
+    """Regression loss on the count (scaled by the training split's mean count)."""
+    training: TrainingConfig = TrainingConfig(batch_size=64, epochs=30, patience=5)
+
+    @model_validator(mode="after")
+    def _one_per_layer(self) -> WaveformCounterConfig:
+        n = len(self.filters)
+        for key in ("strides", "dilations"):
+            values = getattr(self, key)
+            if values and len(values) != n:
+                raise ValueError(
+                    f"{key} has {len(values)} values for {n} Conv1D layers; give one per "
+                    "layer (or an empty list)"
+                )
+        for stride, rate in zip(self.strides or [1] * n, self.dilations or [1] * n, strict=True):
+            if stride > 1 and rate > 1:
+                raise ValueError("a Conv1D layer cannot have both a stride and a dilation > 1")
+        return self
+
+
 class MLConfig(_MLSection):
     """The two-step ML reconstruction, trained and evaluated on the input. The traditional
     algorithm (the `traditional:` section, tuned when a tune stage ran) is evaluated on the
@@ -168,6 +225,10 @@ class MLConfig(_MLSection):
     dataset: DatasetConfig = DatasetConfig()
     classifier: ClassifierConfig = ClassifierConfig()
     counter: CounterConfig = CounterConfig()
+    waveform_counter: WaveformCounterConfig | None = None
+    """The one-step counter on whole waveforms, trained and evaluated beside the two-step
+    chain when given (its count is `waveform` in the metrics, `n_clusters_waveform` in the
+    predictions)."""
     threads: int = Field(0, ge=0, le=256)
     """TensorFlow intra- and inter-op threads (0: TensorFlow's choice)."""
     device: Literal["cpu", "gpu"] = "cpu"
@@ -220,6 +281,7 @@ class InferConfig(_MLSection):
     """Output file in the run folder (tree `predictions`, as `ccframe infer` writes)."""
     batch: int = Field(8192, gt=0, le=1_000_000)
     """Windows per classifier call."""
-    backend: Literal["keras", "onnx"] = "keras"
-    """What runs the two networks: Keras, or ONNX Runtime without TensorFlow (the chain's run
-    folder needs `ccframe export RUN_DIR` first)."""
+    backend: Literal["keras", "onnx", "mixed"] = "keras"
+    """What runs the two networks: Keras; ONNX Runtime without TensorFlow; or `mixed`, the
+    classifier with Keras and the counter with ONNX Runtime, the fastest on CPU. `onnx` and
+    `mixed` need `ccframe export RUN_DIR` in the chain's run folder first."""

@@ -23,9 +23,10 @@ import numpy as np
 from ccframe.errors import InputError
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.candidates import find_candidates
+from ccframe.kernels.config import WindowConfig
 from ccframe.kernels.jagged import flat
 from ccframe.kernels.matching import match_labelled
-from ccframe.kernels.windows import slice_windows
+from ccframe.kernels.windows import slice_windows, window_scale
 from ccframe.ml.config import DatasetConfig
 from ccframe.ml.store import ArrayWriter, read_arrays
 from ccframe.reco.config import TraditionalConfig
@@ -86,6 +87,7 @@ class Dataset:
     sampling_ghz: float
     n_samples: int
     peak_truth: str = ELECTRONS  # where the labels come from: electrons or labelled_peaks
+    waveforms: np.ndarray | None = None  # (n, n_samples) float16 normalized (waveform models)
 
     @property
     def clusters_known(self) -> bool:
@@ -118,6 +120,10 @@ class Dataset:
                     writer.append(name, getattr(self, name)[lo : lo + COPY_ROWS])
             for name in PER_WAVEFORM:
                 writer.append(name, getattr(self, name))
+            if self.waveforms is not None:
+                rows = max(1, COPY_ROWS // max(1, self.n_samples))
+                for lo in range(0, self.n_waveforms, rows):
+                    writer.append("waveforms", self.waveforms[lo : lo + rows])
             writer.append("n_candidates", np.diff(self.offsets))
             writer.close(self.attrs())
         except BaseException:
@@ -147,6 +153,7 @@ class Dataset:
         np.cumsum(counts, out=offsets[1:])
         values: dict[str, Any] = {name: np.array(arrays[name]) for name in PER_WAVEFORM}
         values |= {name: arrays[name] for name in ("windows", "label", "cluster", "position")}
+        values["waveforms"] = arrays.get("waveforms")
         if offsets[-1] != values["label"].size:
             raise InputError(f"{folder}: candidate counts do not add up to the candidates")
         return cls(
@@ -195,7 +202,8 @@ class DatasetBuilder:
     without one, in a temporary folder deleted once the dataset is opened (its memory maps
     stay valid). A consumer of a pass over the input: the traditional counts come from
     `shared["traditional"]` when the traditional stage ran in the same pass; at most
-    `max_events` waveforms are taken."""
+    `max_events` waveforms are taken. With `waveforms`, the normalized waveforms are stored
+    too (float16, for the models on whole waveforms)."""
 
     def __init__(
         self,
@@ -204,8 +212,10 @@ class DatasetBuilder:
         seed: int,
         max_events: int | None = None,
         folder: Path | None = None,
+        waveforms: bool = False,
     ) -> None:
         self.cfg, self.traditional, self.seed = cfg, traditional, seed
+        self.waveforms = waveforms
         self.remaining = max_events
         self.target = folder
         self.files: list[str] = []
@@ -256,7 +266,7 @@ class DatasetBuilder:
         if batch.file not in self.files:
             self.files.append(batch.file)
         reco = (shared or {}).get("traditional")
-        arrays = batch_arrays(batch, self.cfg, self.traditional, reco)
+        arrays = batch_arrays(batch, self.cfg, self.traditional, reco, self.waveforms)
         arrays["file_index"] = np.full(len(batch), self.files.index(batch.file), np.int32)
         writer = self._open_writer()
         for key, value in arrays.items():
@@ -349,11 +359,12 @@ def batch_arrays(
     cfg: DatasetConfig,
     traditional: TraditionalConfig,
     reco: TraditionalResult | None = None,
+    waveforms: bool = False,
 ) -> dict[str, np.ndarray]:
     """One batch's share of a `Dataset` (n_candidates instead of offsets); `reco`: the
-    batch's traditional reconstruction,
-    when it was already run with these settings. Candidates are labelled by matching them to
-    the true electrons or the labelled peaks (`reference_peaks`)."""
+    batch's traditional reconstruction, when it was already run with these settings;
+    `waveforms`: include the normalized waveforms. Candidates are labelled by matching them
+    to the true electrons or the labelled peaks (`reference_peaks`)."""
     truth = batch.truth
     if truth is None or not has_truth(batch):
         raise InputError(f"{batch.file}: the ML stage needs Monte Carlo truth ({TRUTH_FORMS})")
@@ -371,7 +382,7 @@ def batch_arrays(
         n_electrons = ak.to_numpy(ak.sum(reference_label > 0, axis=1))
     if reco is None:
         reco = reconstruct(batch, traditional.finder, traditional.clusterize)
-    return {
+    out = {
         "windows": windows,
         "label": label,
         "cluster": cluster,
@@ -385,6 +396,19 @@ def batch_arrays(
         "event_id": truth_column(truth, "event_id", batch.entry).astype(np.int64),
         "entry": batch.entry.astype(np.int64),
     }
+    if waveforms:
+        # float16 halves the bytes; the samples (up to a few hundred noise RMS) keep 3
+        # significant digits
+        out["waveforms"] = normalize(batch, cfg.window).astype(np.float16)
+    return out
+
+
+def normalize(batch: WaveformBatch, cfg: WindowConfig) -> np.ndarray:
+    """(n, n_samples) float32: each waveform minus its baseline, divided by the window
+    normalization's scale (the noise RMS by default), as the classifier's windows are."""
+    scale = window_scale(batch.rms, cfg)[:, None]
+    baseline = np.asarray(batch.baseline, dtype=np.float32)[:, None]
+    return (batch.waveforms - baseline) / scale
 
 
 def cache_key(
@@ -393,9 +417,11 @@ def cache_key(
     cfg: DatasetConfig,
     traditional: TraditionalConfig,
     seed: int,
+    waveforms: bool = False,
 ) -> str:
     """Hash of what shapes a dataset: each input's path, size and modification time, the data
-    mapping, the dataset and traditional settings, and the split seed."""
+    mapping, the dataset and traditional settings, the split seed and whether the waveforms
+    are stored."""
     stats = []
     for path in files:
         st = os.stat(path)
@@ -407,6 +433,7 @@ def cache_key(
         "dataset": cfg.model_dump(exclude={"cache", "cache_dir", "time_list"}),  # not stored
         "traditional": traditional.model_dump(include={"algorithm", "deriv", "d2", "clusterize"}),
         "seed": seed,
+        "waveforms": waveforms,
     }
     blob = json.dumps(settings, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]

@@ -13,6 +13,7 @@ from ccframe.metrics.counting import (
     available,
     count_metrics,
     momentum_edges,
+    response_curve,
     versus,
 )
 
@@ -145,14 +146,18 @@ def end_to_end(
 def counting(
     counts: dict[str, np.ndarray], n_true: np.ndarray, momentum: np.ndarray, bins: int
 ) -> dict[str, Any]:
-    """Bias and resolution of each count (e.g. ml, traditional) against the truth, overall
-    and versus momentum, and the ML's relative gain in resolution over the traditional
-    (None where either resolution is unavailable or the traditional's is 0)."""
+    """Bias, resolution and response (mean predicted count per true count) of each count
+    (e.g. ml, traditional) against the truth, overall and versus momentum, and the ML's
+    relative gain in resolution over the traditional (None where either resolution is
+    unavailable or the traditional's is 0)."""
     out: dict[str, Any] = {}
     finite = np.isfinite(momentum)
     edges = momentum_edges(momentum[finite], bins) if finite.any() else None
     for name, pred in counts.items():
-        entry: dict[str, Any] = {"overall": count_metrics(pred, n_true)}
+        entry: dict[str, Any] = {
+            "overall": count_metrics(pred, n_true),
+            "response": response_curve(pred, n_true),
+        }
         if edges is not None:
             entry["vs_momentum"] = versus(momentum[finite], edges, pred[finite], n_true[finite])
         out[name] = entry

@@ -75,7 +75,7 @@ def infer(
 ) -> dict[str, Any]:
     """Apply the chain saved in `run_dir` to `files`, and its traditional algorithm with the
     thresholds the run used; write the `predictions` tree. Backend `onnx` runs the networks
-    that `ccframe export` wrote with ONNX Runtime (no TensorFlow)."""
+    that `ccframe export` wrote with ONNX Runtime (no TensorFlow); `mixed` only the counter."""
     if output.exists() and not force:
         raise OutputError(f"{output}: exists; use --force to replace it")
     if not run_dir.is_dir():

@@ -1,22 +1,30 @@
-"""Keras models built from steering sections: the LSTM peak classifier and the CNN counter."""
+"""Keras models built from steering sections: the LSTM peak classifier, the CNN counter on
+time lists, and the one-step counter on whole waveforms."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from ccframe.ml.config import ClassifierConfig, CounterConfig, OptimizerConfig
+from ccframe.ml.config import (
+    ClassifierConfig,
+    CounterConfig,
+    OptimizerConfig,
+    WaveformCounterConfig,
+    _ModelConfig,
+)
 from ccframe.ml.runtime import keras
 
 layers = keras.layers
 
 
-def _regularizer(cfg: ClassifierConfig | CounterConfig) -> Any:
+def _regularizer(cfg: _ModelConfig) -> Any:
     if cfg.l1 == 0.0 and cfg.l2 == 0.0:
         return None
     return keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2)
 
 
-def _dense_stack(x: Any, cfg: ClassifierConfig | CounterConfig) -> Any:
+def _dense_stack(x: Any, cfg: _ModelConfig) -> Any:
     """Hidden Dense layers, each followed by batch normalization and dropout if asked."""
     rates = cfg.dropout or [0.0] * len(cfg.dense)
     for i, (units, rate) in enumerate(zip(cfg.dense, rates, strict=True)):
@@ -75,6 +83,60 @@ def build_counter(cfg: CounterConfig, n_bins: int, count_scale: float) -> keras.
     x = layers.Dense(1, kernel_initializer=cfg.kernel_initializer, name="scaled_count")(x)
     outputs = layers.Rescaling(count_scale, name="count")(x)
     return keras.Model(inputs, outputs, name="cluster_counter")
+
+
+def build_waveform_counter(
+    cfg: WaveformCounterConfig, n_samples: int, count_scale: float
+) -> keras.Model:
+    """Conv1D stack (strided, dilated) [-> bidirectional GRU/LSTM] -> head on the normalized
+    waveform, input (batch, n_samples). The density head is Conv1D(1, softplus): a
+    non-negative density per position whose sum is count / count_scale (a zero kernel and a
+    bias that start the sum at 1, i.e. every count at the training mean, whatever the
+    input). The dense head is global average pooling -> hidden Dense -> Dense(1). A
+    Rescaling layer turns count / count_scale into a count, as in `build_counter`."""
+    inputs = keras.Input((n_samples,), name="waveform")
+    n = len(cfg.filters)
+    x = layers.Reshape((n_samples, 1), name="samples")(inputs)
+    layout = zip(cfg.filters, cfg.strides or [1] * n, cfg.dilations or [1] * n, strict=True)
+    for i, (filters, stride, rate) in enumerate(layout):
+        x = layers.Conv1D(
+            filters,
+            cfg.kernel_size,
+            strides=stride,
+            dilation_rate=rate,
+            padding="same",
+            activation=cfg.activation,
+            kernel_initializer=cfg.kernel_initializer,
+            kernel_regularizer=_regularizer(cfg),
+            name=f"conv_{i}",
+        )(x)
+        if cfg.batch_norm:
+            x = layers.BatchNormalization(name=f"conv_batch_norm_{i}")(x)
+        if cfg.spatial_dropout > 0:
+            x = layers.SpatialDropout1D(cfg.spatial_dropout, name=f"spatial_dropout_{i}")(x)
+    if cfg.recurrent != "none":
+        kind = layers.GRU if cfg.recurrent == "gru" else layers.LSTM
+        cell = kind(cfg.recurrent_units, return_sequences=True, name=cfg.recurrent)
+        x = layers.Bidirectional(cell, name="bidirectional")(x)
+    if cfg.head == "density":
+        positions = int(x.shape[1])
+        start = math.log(math.expm1(1.0 / positions))  # softplus(start) * positions = 1
+        x = layers.Conv1D(
+            1,
+            1,
+            activation="softplus",
+            kernel_initializer="zeros",
+            bias_initializer=keras.initializers.Constant(start),
+            name="density",
+        )(x)
+        x = layers.GlobalAveragePooling1D(name="mean_density")(x)
+        x = layers.Rescaling(float(positions), name="scaled_count")(x)
+    else:
+        x = layers.GlobalAveragePooling1D(name="pool")(x)
+        x = _dense_stack(x, cfg)
+        x = layers.Dense(1, kernel_initializer=cfg.kernel_initializer, name="scaled_count")(x)
+    outputs = layers.Rescaling(count_scale, name="count")(x)
+    return keras.Model(inputs, outputs, name="waveform_counter")
 
 
 def optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:

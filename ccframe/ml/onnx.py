@@ -347,13 +347,16 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def load_predictors(folder: Path, batch: int) -> tuple[OnnxPredictor, OnnxPredictor]:
-    """The classifier and counter that `ccframe export` wrote in `folder`, for ONNX Runtime
-    (the counter in batches of batch // 16 time lists, as with Keras)."""
+def load_predictors(
+    folder: Path, batch: int, keys: tuple[str, ...] = ("classifier", "counter")
+) -> dict[str, OnnxPredictor]:
+    """The networks `keys` that `ccframe export` wrote in `folder`, for ONNX Runtime (the
+    counter in batches of batch // 16 time lists, as with Keras)."""
     read_meta(folder)
-    _require("onnxruntime", what="--backend onnx")
-    classifier, counter = NETWORKS
-    return (
-        OnnxPredictor(folder / classifier.onnx_file, classifier, batch),
-        OnnxPredictor(folder / counter.onnx_file, counter, max(1, batch // 16)),
-    )
+    _require("onnxruntime", what="--backend onnx or mixed")
+    sizes = {"classifier": batch, "counter": max(1, batch // 16)}
+    return {
+        net.key: OnnxPredictor(folder / net.onnx_file, net, sizes[net.key])
+        for net in NETWORKS
+        if net.key in keys
+    }

@@ -63,7 +63,8 @@ def dataset_cache(
     if not dcfg.cache:
         return None
     data = ml_data(cfg, data)
-    key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed)
+    waveforms = cfg.waveform_counter is not None
+    key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed, waveforms)
     return run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}"
 
 
@@ -90,7 +91,8 @@ def dataset_builder(
     """A `DatasetBuilder` for a pass over the input read with `data`, writing the dataset
     into `cache` (None: a temporary folder)."""
     max_events = ml_data(cfg, data).max_events
-    return DatasetBuilder(cfg.dataset, traditional, seed, max_events, cache)
+    waveforms = cfg.waveform_counter is not None
+    return DatasetBuilder(cfg.dataset, traditional, seed, max_events, cache, waveforms)
 
 
 def built_dataset(builder: DatasetBuilder, seconds: float, log: Log) -> Dataset:
@@ -206,9 +208,10 @@ def train_chain(
     traditional: TraditionalConfig,
     seed: int,
     log: Log,
-) -> tuple[dict[str, Any], Chain]:
-    """Train, evaluate and save the chain on a dataset; return the metrics (unavailable
-    ones as None) and the trained chain."""
+) -> tuple[dict[str, Any], Chain, dict[str, Any]]:
+    """Train, evaluate and save the chain (and the one-step counter when configured) on a
+    dataset; return the metrics (unavailable ones as None), the trained chain and the other
+    trained counters by name (`waveform`: a `WaveformCounter`)."""
     configure(cfg.device, cfg.threads, seed)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -240,6 +243,15 @@ def train_chain(
     chain = Chain.from_keras(classifier, counter, settings, cfg.inference_batch)
     n_ml = chain.count_all(ds.position, ds.offsets, accept)
     chain.save(run_dir)
+    counts = {"ml": n_ml}
+    counters: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if cfg.waveform_counter is not None:
+        from ccframe.ml.waveform import train_waveform_counter
+
+        counters["waveform"], extra["waveform_counter"], counts["waveform"] = (
+            train_waveform_counter(cfg, ds, settings.window, seed, run_dir, log)
+        )
 
     test = split == TEST
     wtest = ds.split == TEST
@@ -261,8 +273,10 @@ def train_chain(
             ds.clusters_known,
         ),
         "counter": {"training": cnt_info},
+        **{name: {"training": info} for name, info in extra.items()},
         "count_test": evaluate.counting(
-            {"ml": n_ml[wtest], "traditional": ds.n_traditional[wtest].astype(np.float64)},
+            {name: c[wtest] for name, c in counts.items()}
+            | {"traditional": ds.n_traditional[wtest].astype(np.float64)},
             ds.n_clusters[wtest],
             momentum,
             cfg.momentum_bins,
@@ -277,9 +291,9 @@ def train_chain(
     metrics = json_ready(metrics)
     write_roc(run_dir / ROC, evaluate.roc_table(scores[test], y[test]))
     target = run_dir / cfg.output
-    write_tree(target, "predictions", prediction_chunks(ds, scores, accept, n_ml))
+    write_tree(target, "predictions", prediction_chunks(ds, scores, accept, counts))
     log(format_ml(metrics, target))
-    return metrics, chain
+    return metrics, chain, counters
 
 
 def dataset_summary(ds: Dataset) -> dict[str, Any]:
@@ -301,9 +315,10 @@ def dataset_summary(ds: Dataset) -> dict[str, Any]:
 
 
 def prediction_chunks(
-    ds: Dataset, scores: np.ndarray, accept: np.ndarray, n_ml: np.ndarray
+    ds: Dataset, scores: np.ndarray, accept: np.ndarray, ml_counts: dict[str, np.ndarray]
 ) -> Iterator[dict[str, Any]]:
-    """Per-waveform branches and the jagged `candidate` record, in chunks."""
+    """Per-waveform branches (`n_clusters_<name>` for each ML count: ml, waveform) and the
+    jagged `candidate` record, in chunks."""
     counts = np.diff(ds.offsets)
     for lo in range(0, ds.n_waveforms, WRITE_CHUNK):
         hi = min(ds.n_waveforms, lo + WRITE_CHUNK)
@@ -321,7 +336,7 @@ def prediction_chunks(
             "split": ds.split[lo:hi],
             "n_clusters_true": ds.n_clusters[lo:hi],
             "n_electrons_true": ds.n_electrons[lo:hi],
-            "n_clusters_ml": n_ml[lo:hi],
+            **{f"n_clusters_{name}": c[lo:hi] for name, c in ml_counts.items()},
             "n_clusters_traditional": ds.n_traditional[lo:hi],
             "n_peaks": accepted_counts(ds.offsets[lo : hi + 1] - a, accept[a:b]),
             "candidate": candidate,

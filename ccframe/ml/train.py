@@ -144,10 +144,12 @@ def fit(
     initial = model.evaluate(train.head(n0), verbose=0, return_dict=True)["loss"]
     val = validation.in_memory(VALIDATION_BYTES)
     n_val = len(val[0])
-    shown = f"{n_val:,}" if n_val == validation.index.size else f"{n_val:,} of the"
+    shown = f"{n_val:,}"
+    if n_val < validation.index.size:
+        shown += f" of the {validation.index.size:,}"
     log(
         f"  {name}: {model.count_params():,} parameters, {train.index.size:,} training and "
-        f"{shown} {validation.index.size:,} validation samples; initial loss {initial:.4f} "
+        f"{shown} validation samples; initial loss {initial:.4f} "
         f"(expected {expected_loss:.4f})"
     )
     epoch_log = EpochLog(name, log, cfg.epochs)

@@ -62,10 +62,16 @@ def simulate_tracks(cfg: PidConfig, sim: SimulateConfig, seed: int, path: Path) 
 
 
 def count_cells(
-    steering: Steering, path: Path, traditional: TraditionalConfig, chain: Any, log: Log
+    steering: Steering,
+    path: Path,
+    traditional: TraditionalConfig,
+    chain: Any,
+    log: Log,
+    counters: dict[str, Any] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per cell: truth count, DERIV and D2 (+ clusterization) counts, ML count, chord, pdg,
-    momentum, entry."""
+    """Per cell: truth count, DERIV and D2 (+ clusterization) counts, the two-step chain's
+    count (`ml`), each other trained counter's (`counters`, by name), chord, pdg, momentum,
+    entry."""
     sim = steering.simulate
     assert sim is not None
     data = steering.data.model_copy(update={"files": [], "tree": sim.tree, "max_events": None})
@@ -85,6 +91,8 @@ def count_cells(
         add("d2", []).append(reconstruct(batch, d2.finder, d2.clusterize).n_clusters)
         if chain is not None:
             add("ml", []).append(chain.apply(batch)["n_clusters_ml"].astype(np.float64))
+        for name, counter in (counters or {}).items():
+            add(name, []).append(counter.count(batch).astype(np.float64))
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 
@@ -161,8 +169,10 @@ def run_pid(
     traditional: TraditionalConfig,
     chain: Any,
     log: Log,
+    counters: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Simulate, count, separate; write pid_tracks.root, pid.root, pid.json and pid.csv."""
+    """Simulate, count, separate; write pid_tracks.root, pid.root, pid.json and pid.csv.
+    `chain`: the two-step chain (method `ml`), `counters`: other trained counters by name."""
     sim = steering.simulate
     if sim is None:
         from ccframe.errors import SteeringError
@@ -176,8 +186,9 @@ def run_pid(
         f"({len(points(cfg))} species/momentum points) in {time.perf_counter() - t0:.1f} s"
     )
     methods = ["truth", "deriv", "d2"] + (["ml"] if chain is not None else [])
+    methods += list(counters or {})
     t0 = time.perf_counter()
-    cells = count_cells(steering, path, traditional, chain, log)
+    cells = count_cells(steering, path, traditional, chain, log, counters)
     log(f"pid: counted with {', '.join(methods)} in {time.perf_counter() - t0:.1f} s")
     tracks = track_table(cells, cfg, methods)
     rows = separations(tracks, cfg, methods, sim, steering.seed, cells)

@@ -146,7 +146,7 @@ def train(ctx: RunContext) -> None:
         seconds = time.perf_counter() - ctx.products["ml_started"]
         builder = ctx.products.pop("ml_builder")
         dataset = built_dataset(builder, seconds, ctx.log)
-    ctx.metrics["ml"], ctx.chain = train_chain(
+    ctx.metrics["ml"], ctx.chain, ctx.products["counters"] = train_chain(
         ml, dataset, ctx.data, ctx.run_dir, ctx.traditional, ctx.seed, ctx.log
     )
     ctx.save_metrics()
@@ -191,7 +191,10 @@ def pid(ctx: RunContext) -> None:
     from ccframe.pid.stage import run_pid
 
     assert ctx.steering.pid is not None
-    run_pid(ctx.steering, ctx.steering.pid, ctx.run_dir, ctx.traditional, ctx.chain, ctx.log)
+    counters = ctx.products.get("counters", {})
+    run_pid(
+        ctx.steering, ctx.steering.pid, ctx.run_dir, ctx.traditional, ctx.chain, ctx.log, counters
+    )
 
 
 def plots(ctx: RunContext) -> None:

@@ -33,10 +33,12 @@ ONNX_META = "onnx.json"
 """`ccframe export`: the chain's two networks as ONNX, and what a C++ reader needs besides
 (input and output names, opset, the chain's settings), next to chain.json."""
 PLOTS = "plots"
+WAVEFORM_COUNTER_FILE = "waveform_counter.keras"
+"""The one-step counter on whole waveforms (`ml.waveform_counter`)."""
 
 
 def history(model: str) -> str:
-    """Per-epoch history of the `classifier` or `counter`."""
+    """Per-epoch history of the `classifier`, `counter` or `waveform_counter`."""
     return f"history_{model}.csv"
 
 
