@@ -168,6 +168,10 @@ class WaveformCounterConfig(_ModelConfig):
     one-step waveform counter"). Trained and evaluated beside the two-step chain, on the
     same waveforms, when this section is given."""
 
+    input_compression: Literal["signed_log", "none"] = "signed_log"
+    """signed_log: the network sees sign(x) log(1 + |x|) of each normalized sample x, so a
+    pulse of a few hundred noise RMS does not outweigh the small pulses that carry most of
+    the count; none: the samples as they are."""
     filters: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(
         default=[16, 32, 32, 32], min_length=1, max_length=16
     )

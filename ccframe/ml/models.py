@@ -85,6 +85,16 @@ def build_counter(cfg: CounterConfig, n_bins: int, count_scale: float) -> keras.
     return keras.Model(inputs, outputs, name="cluster_counter")
 
 
+@keras.saving.register_keras_serializable(package="ccframe")
+class SignedLog(layers.Layer):
+    """sign(x) log(1 + |x|): compresses the samples, so that a pulse of a few hundred noise
+    RMS does not outweigh the many small pulses that carry the count."""
+
+    def call(self, x: Any) -> Any:
+        ops = keras.ops
+        return ops.sign(x) * ops.log1p(ops.abs(x))
+
+
 def build_waveform_counter(
     cfg: WaveformCounterConfig, n_samples: int, count_scale: float
 ) -> keras.Model:
@@ -97,6 +107,8 @@ def build_waveform_counter(
     inputs = keras.Input((n_samples,), name="waveform")
     n = len(cfg.filters)
     x = layers.Reshape((n_samples, 1), name="samples")(inputs)
+    if cfg.input_compression == "signed_log":
+        x = SignedLog(name="signed_log")(x)
     layout = zip(cfg.filters, cfg.strides or [1] * n, cfg.dilations or [1] * n, strict=True)
     for i, (filters, stride, rate) in enumerate(layout):
         x = layers.Conv1D(

@@ -18,7 +18,7 @@ from ccframe.kernels.config import WindowConfig
 from ccframe.logs import Log
 from ccframe.ml.batches import ArrayBatches
 from ccframe.ml.chain import Predictor
-from ccframe.ml.config import MLConfig
+from ccframe.ml.config import MLConfig, WaveformCounterConfig
 from ccframe.ml.dataset import TRAIN, VALIDATION, Dataset, normalize
 from ccframe.ml.train import expected_initial_loss, fit
 from ccframe.runfolder.artifacts import WAVEFORM_COUNTER_FILE, history
@@ -38,6 +38,7 @@ class WaveformCounter:
 
     @classmethod
     def load(cls, folder: Path, window: WindowConfig, batch: int = 256) -> WaveformCounter:
+        import ccframe.ml.models  # noqa: F401  (registers the custom layers)
         from ccframe.ml.runtime import keras
 
         path = folder / WAVEFORM_COUNTER_FILE
@@ -67,6 +68,19 @@ class WaveformCounter:
         return out
 
 
+def initial_loss_at_the_mean(cfg: WaveformCounterConfig, y: np.ndarray) -> float:
+    """The loss before training: the density head starts every count at the training mean
+    (scaled target 1), the dense head near 0 (`expected_initial_loss`)."""
+    if cfg.head != "density":
+        return expected_initial_loss(cfg.loss, y)
+    y = np.asarray(y, dtype=np.float64)
+    if cfg.loss == "mse":
+        return float(np.mean((y - 1.0) ** 2))
+    if cfg.loss == "mae":
+        return float(np.mean(np.abs(y - 1.0)))
+    return 1.0  # poisson: mean(pred - y log pred) at pred = 1, with mean(y) = 1
+
+
 def train_waveform_counter(
     cfg: MLConfig, ds: Dataset, window: WindowConfig, seed: int, run_dir: Path, log: Log
 ) -> tuple[WaveformCounter, dict[str, Any], np.ndarray]:
@@ -93,7 +107,7 @@ def train_waveform_counter(
         wcfg.loss,
         [keras.metrics.MeanAbsoluteError(name="mae_scaled")],
         "waveform counter",
-        expected_initial_loss(wcfg.loss, y[train]),
+        initial_loss_at_the_mean(wcfg, y[train]),
         run_dir / history("waveform_counter"),
         log,
     )

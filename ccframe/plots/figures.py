@@ -161,6 +161,48 @@ def count_2d_plot(
     return artists
 
 
+def response_plot(
+    n_true: np.ndarray,
+    counts: dict[str, np.ndarray],
+    names: dict[str, str],
+    ax: Any = None,
+    *,
+    sample: str = "test split",
+) -> list[Any]:
+    """Mean predicted count (band: its standard deviation) per true count, for each method,
+    with the diagonal and each method's response slope in the legend."""
+    from ccframe.metrics.counting import response_curve, response_slope
+
+    ax = axes(ax)
+    true = np.asarray(n_true, dtype=np.float64)
+    artists: list[Any] = []
+    low, top = np.inf, 0.0
+    for name, pred in counts.items():
+        pred = np.asarray(pred, dtype=np.float64)
+        curve = response_curve(pred, n_true)
+        x = np.asarray(curve["n_true"], dtype=np.float64)
+        if not x.size:
+            continue
+        mean, std = np.asarray(curve["mean_pred"]), np.asarray(curve["std_pred"])
+        color = COLORS.get(name)
+        slope = response_slope(pred, true)
+        artists.append(ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2))
+        label = f"{names[name]}, slope {slope:.3f}"
+        artists += ax.plot(x, mean, "o-", ms=4, color=color, label=label)
+        low = min(low, float(x.min()), float((mean - std).min()))
+        top = max(top, float(x.max()), float((mean + std).max()))
+    low = max(0.0, low - 1.0) if np.isfinite(low) else 0.0
+    top += 1.0
+    artists += ax.plot([low, top], [low, top], "--", color="grey", label="N = N$_{true}$")
+    ax.set_xlabel("true number of clusters")
+    ax.set_ylabel("predicted number of clusters")
+    ax.set_xlim(low, top)
+    ax.set_ylim(low, top)
+    ax.legend(loc="upper left", fontsize=13)
+    experiment_label(ax, rlabel=sample)
+    return artists
+
+
 RESIDUAL_RANGE = (-1.5, 1.5)
 RESIDUAL_BINS = 60
 
@@ -497,6 +539,7 @@ METHOD_STYLE = {
     "deriv": ("DERIV + clusterization", COLORS["traditional"], "v"),
     "d2": ("D2 + clusterization", "#a96b59", "^"),
     "ml": ("ML (LSTM + CNN)", COLORS["ml"], "o"),
+    "waveform": ("ML one-step (waveform CNN)", COLORS["waveform"], "D"),
 }
 
 

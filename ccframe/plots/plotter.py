@@ -84,7 +84,7 @@ class Plotter:
         self.plots.append(Plot(name, caption, save(fig, self.folder, name, self.formats)))
 
     def training(self) -> None:
-        for model in ("classifier", "counter"):
+        for model in ("classifier", "counter", "waveform_counter"):
             path = self.artifacts.path(history_file(model))
             if not path.is_file():
                 continue
@@ -166,6 +166,15 @@ class Plotter:
             "its N_true and keeps the tails: the two differ where the residual depends on "
             "N_true or has tails." + comb,
             lambda ax: figures.residual_plot(n_true, counts, ax, sample=sample),
+        )
+        names = {name: count_name(name, self.algorithm) for name in counts}
+        self.add(
+            "response",
+            "response of each count: the mean predicted count per true count (band: its "
+            "standard deviation; true counts of at least 20 waveforms) against the diagonal. "
+            "A slope below 1 is a count that shrinks towards the mean of its training sample "
+            f"({sample})",
+            lambda ax: figures.response_plot(n_true, counts, names, ax, sample=sample),
         )
         self.add(
             "differences",
@@ -306,6 +315,8 @@ def make_plots(
             "ml": ak.to_numpy(pred["n_clusters_ml"][test]).astype(float),
             "traditional": ak.to_numpy(pred["n_clusters_traditional"][test]).astype(float),
         }
+        if "n_clusters_waveform" in pred.fields:
+            counts["waveform"] = ak.to_numpy(pred["n_clusters_waveform"][test]).astype(float)
         n_true = ak.to_numpy(pred["n_clusters_true"][test])
         momentum = (
             ak.to_numpy(pred["momentum_gev"][test]) if "momentum_gev" in pred.fields else None

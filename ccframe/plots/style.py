@@ -18,7 +18,13 @@ import mplhep as hep
 
 from ccframe.io.atomic import atomic_path
 
-COLORS = {"ml": "#3f90da", "traditional": "#e76300", "truth": "#333333", "noise": "#bd1f01"}
+COLORS = {
+    "ml": "#3f90da",
+    "traditional": "#e76300",
+    "truth": "#333333",
+    "noise": "#bd1f01",
+    "waveform": "#832db6",
+}
 
 
 def use_style() -> None:

@@ -159,7 +159,11 @@ def _h(text: str) -> str:
     return html.escape(text).replace("N_true", "N<sub>true</sub>")
 
 
-COUNT_NAMES = {"ml": "ML (LSTM + CNN)", "traditional": "traditional"}
+COUNT_NAMES = {
+    "ml": "ML (LSTM + CNN)",
+    "waveform": "ML one-step (waveform CNN)",
+    "traditional": "traditional",
+}
 ALGORITHMS = {"deriv": "DERIV", "d2": "D2"}
 PARTICLES = {"e": "e", "mu": "\u03bc", "pi": "\u03c0", "K": "K", "p": "p"}
 
