@@ -158,6 +158,11 @@ class CounterConfig(_ModelConfig):
     """Dropout rate after each hidden Dense layer."""
     loss: Literal["mse", "mae"] = "mse"
     """Regression loss on the count (scaled by the training split's mean count)."""
+    calibrate_response: bool = True
+    """Fit the response (mean predicted count against the true count) on the validation
+    split and fold its inverse into the saved model, so the count follows the truth with
+    slope 1 instead of shrinking towards the training mean (docs/algorithms.md, "Response
+    calibration")."""
 
 
 class WaveformCounterConfig(_ModelConfig):
@@ -203,6 +208,9 @@ class WaveformCounterConfig(_ModelConfig):
     """Dropout of whole channels after each Conv1D layer (0 = none)."""
     loss: Literal["mse", "mae", "poisson"] = "mse"
     """Regression loss on the count (scaled by the training split's mean count)."""
+    calibrate_response: bool = True
+    """Fit the response on the validation split and fold its inverse into the saved model
+    (as `ml.counter.calibrate_response`)."""
     training: TrainingConfig = TrainingConfig(batch_size=64, epochs=30, patience=5)
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.config import WindowConfig
 from ccframe.logs import Log
 from ccframe.ml.batches import ArrayBatches
+from ccframe.ml.calibration import calibrated, fit_response
 from ccframe.ml.chain import Predictor
 from ccframe.ml.config import MLConfig, WaveformCounterConfig
 from ccframe.ml.dataset import TRAIN, VALIDATION, Dataset, normalize
@@ -111,13 +112,22 @@ def train_waveform_counter(
         run_dir / history("waveform_counter"),
         log,
     )
-    with atomic_path(run_dir / WAVEFORM_COUNTER_FILE) as tmp:
-        model.save(tmp)
     counter = WaveformCounter(model, window)
     t0 = time.perf_counter()
     counts = counter.count_normalized(ds.waveforms)
     rate = ds.n_waveforms / max(time.perf_counter() - t0, 1e-9)
-    info = result.summary() | {
+    extra: dict[str, Any] = {}
+    if wcfg.calibrate_response:
+        calibration = fit_response(counts[val], ds.n_clusters[val])
+        extra["response_calibration"] = calibration.record()
+        log(calibration.message("waveform counter"))
+        if calibration.applied:
+            model = calibrated(model, calibration)
+            counter = WaveformCounter(model, window)
+            counts = counter.count_normalized(ds.waveforms)
+    with atomic_path(run_dir / WAVEFORM_COUNTER_FILE) as tmp:
+        model.save(tmp)
+    info = result.summary() | extra | {
         "parameters": model.count_params(),
         "count_scale": scale,
         "inference_waveforms_per_s": round(rate, 1),

@@ -1,0 +1,73 @@
+"""Response calibration of a learned counter (docs/algorithms.md, "Response calibration").
+
+A regression network trained with a squared loss predicts the mean true count given its
+input. Where the input does not determine the count, that mean is pulled towards the mean
+count of the training sample: the response (mean predicted count against the true count)
+has a slope below 1. The calibration fits the response on the validation split,
+pred = a + b N_true, and folds its inverse, (pred - a) / b, into the saved model as a last
+Rescaling layer, so that every user of the model (infer, pid, ONNX) gets the calibrated
+count. A linear map changes neither the ordering of counts nor a separation power; it makes
+the count follow the truth with slope 1 and shows the resolution the information allows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from ccframe.metrics.counting import response_slope
+
+MIN_SLOPE = 0.3
+"""Below this fitted slope the counter barely responds to the truth (undertrained, or too
+few validation waveforms): dividing by the slope would only blow up its noise, so the
+calibration is not applied."""
+
+
+@dataclass(frozen=True)
+class ResponseCalibration:
+    """The fitted response pred = offset + slope x N_true and whether it was inverted."""
+
+    offset: float
+    slope: float
+    waveforms: int
+    applied: bool
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def message(self, name: str) -> str:
+        fitted = (
+            f"response on the validation split {self.offset:+.2f} + {self.slope:.3f} x N_true "
+            f"({self.waveforms} waveforms)"
+        )
+        if self.applied:
+            return f"  {name}: {fitted}; calibrated to slope 1"
+        return f"  {name}: {fitted}; slope below {MIN_SLOPE}, left uncalibrated"
+
+
+def fit_response(pred: np.ndarray, true: np.ndarray) -> ResponseCalibration:
+    """The least-squares response of `pred` to `true` (waveforms with true > 0)."""
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    keep = (true > 0) & np.isfinite(pred)
+    pred, true = pred[keep], true[keep]
+    slope = response_slope(pred, true) if true.size > 1 else math.nan
+    offset = float(pred.mean() - slope * true.mean()) if math.isfinite(slope) else math.nan
+    applied = math.isfinite(slope) and slope >= MIN_SLOPE
+    return ResponseCalibration(offset, slope, int(true.size), applied)
+
+
+def calibrated(model: Any, calibration: ResponseCalibration) -> Any:
+    """`model` with (count - offset) / slope appended (layer `calibrated_count`)."""
+    from ccframe.ml.runtime import keras
+
+    if not calibration.applied:
+        return model
+    inverse = keras.layers.Rescaling(
+        1.0 / calibration.slope,
+        offset=-calibration.offset / calibration.slope,
+        name="calibrated_count",
+    )
+    return keras.Model(model.input, inverse(model.output), name=model.name)
