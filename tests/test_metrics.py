@@ -410,7 +410,7 @@ def test_response_slope_of_a_linear_counter_is_its_slope(seed, slope, offset):
 
 def test_response_curve_is_mean_and_spread_per_true_count():
     true = np.array([3] * 20 + [4] * 25 + [9] * 5)
-    pred = np.concatenate([np.full(20, 2.0), np.tile([3.0, 5.0], 12).tolist() + [4.0], [1.0] * 5])
+    pred = np.concatenate([np.full(20, 2.0), np.tile([3.0, 5.0], 12), [4.0], np.ones(5)])
     curve = response_curve(pred, true)
     assert curve["n_true"] == [3, 4] and curve["waveforms"] == [20, 25]  # 9: too few
     assert curve["mean_pred"] == pytest.approx([2.0, 4.0])

@@ -16,6 +16,7 @@ from ccframe.pid.config import PidConfig
 from ccframe.pid.separation import (
     bootstrap_separation,
     cell_separation,
+    joint_bootstrap,
     poisson_separation,
     separation,
     truncated_per_cm,
@@ -39,6 +40,34 @@ def test_poisson_separation_reproduces_the_reference_table(p, expected):
     assert poisson_separation("K", "pi", p, 165.0, fit, 1.0) == pytest.approx(expected, abs=0.1)
 
 
+@pytest.mark.slow
+def test_shipped_method_comparison_runs_small(tmp_path, capsys):
+    path = REPO / "steering" / "method_comparison.yaml"
+    args = set_args(
+        *TINY_OVERRIDES,
+        "ml.waveform_counter.filters=[4, 4]",
+        "ml.waveform_counter.strides=[8, 1]",
+        "ml.waveform_counter.dilations=[1, 2]",
+        "ml.waveform_counter.training.epochs=1",
+        "pid.tracks=6",
+        "pid.cells=20",
+        "pid.momenta_gev=[2.0, 10.0]",
+        "pid.bootstrap=20",
+        "plots.formats=[png]",
+        f"output={tmp_path / 'cmp'}",
+    )
+    assert run_cli("run", str(path), *args) == 0, capsys.readouterr().err
+    run = tmp_path / "cmp"
+    rows = json.loads((run / "pid.json").read_text())
+    assert {"waveform", "waveform_err", "waveform_over_truth_err", "waveform_cell"} <= set(rows[0])
+    counts = json.loads((run / "metrics.json").read_text())["ml"]["count_test"]
+    assert {"ml", "waveform", "traditional"} <= set(counts)
+    for name in ("pid_K_pi", "pid_share_K_pi", "response", "counts_2d_waveform"):
+        assert (run / "plots" / f"{name}.png").stat().st_size > 5000
+    assert "ML one-step (waveform CNN)" in (run / "report.html").read_text()
+    capsys.readouterr()
+
+
 def test_separation_and_bootstrap_error():
     rng = np.random.default_rng(1)
     a, b = rng.normal(10, 1, 4000), rng.normal(14, 1, 4000)
@@ -47,6 +76,21 @@ def test_separation_and_bootstrap_error():
     # S from 100 tracks each: the error of a width ratio is about S / sqrt(2 * 100)
     assert 0.5 * s / np.sqrt(200) < err < 2 * s / np.sqrt(200)
     assert np.isnan(separation(np.ones(3), np.ones(3)))
+
+
+def test_joint_bootstrap_resamples_the_same_tracks_for_every_method():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(10, 1, 200), rng.normal(13, 1, 200)
+    values = {"truth": (a, b), "half": (a / 2, b / 2), "noisy": (a + rng.normal(0, 1, 200), b)}
+    replicas = joint_bootstrap(values, 100, np.random.default_rng(3))
+    assert all(r.shape == (100,) for r in replicas.values())
+    # a method that is the truth scaled has the truth's S in every replica: its share is
+    # exactly 1 with no spread, which separate resamplings would not give
+    np.testing.assert_allclose(replicas["half"], replicas["truth"])
+    assert np.std(replicas["noisy"] / replicas["truth"]) > 0
+    with pytest.raises(ValueError, match="same tracks"):
+        joint_bootstrap({"truth": (a, b), "other": (a[:5], b)}, 10, rng)
+    assert joint_bootstrap({"truth": (a[:1], b)}, 10, rng)["truth"].size == 0
 
 
 def test_cell_separation_is_the_width_normalised_distance_of_the_counts():
@@ -123,7 +167,7 @@ def test_shipped_pid_scan_runs_small(tmp_path, capsys):
     )
     assert run_cli("pid", str(REPO / "steering" / "pid_scan.yaml"), *args) == 0
     rows = json.loads((tmp_path / "pid" / "pid.json").read_text())
-    assert {"truth", "deriv", "d2", "ml", "ml_over_truth"} <= set(rows[0])
+    assert {"truth", "deriv", "d2", "ml", "ml_over_truth", "ml_over_truth_err"} <= set(rows[0])
     assert (tmp_path / "pid" / "plots" / "pid_K_pi.png").stat().st_size > 5000
     report = (tmp_path / "pid" / "report.html").read_text()
     assert "Separation power" in report and f"{rows[0]['ml']:.2f} &plusmn;" in report

@@ -33,6 +33,27 @@ def bootstrap_separation(
     return value, float(np.std(samples))
 
 
+def joint_bootstrap(
+    values: dict[str, tuple[np.ndarray, np.ndarray]], n: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """n bootstrap replicas of S for each method, all from the same resampled tracks (the
+    methods count the same tracks, so a ratio of two methods' S is resampled with its
+    correlation); `values`: per method, the two species' per-track values, all methods with
+    the same tracks in the same order. Empty replicas with fewer than 2 tracks a species."""
+    sizes = {(a.size, b.size) for a, b in values.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"every method needs the same tracks, got sizes {sorted(sizes)}")
+    na, nb = sizes.pop()
+    if na < 2 or nb < 2:
+        return {m: np.empty(0) for m in values}
+    ia = rng.integers(0, na, size=(n, na))
+    ib = rng.integers(0, nb, size=(n, nb))
+    return {
+        m: np.array([separation(a[i], b[j]) for i, j in zip(ia, ib, strict=True)])
+        for m, (a, b) in values.items()
+    }
+
+
 def poisson_separation(
     pa: str, pb: str, momentum_gev: float, length_cm: float, fit: list[float], scale: float
 ) -> float:

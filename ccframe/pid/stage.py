@@ -18,9 +18,10 @@ from ccframe.logs import Log
 from ccframe.metrics.counting import fmt
 from ccframe.pid.config import PidConfig
 from ccframe.pid.separation import (
-    bootstrap_separation,
     cell_separation,
+    joint_bootstrap,
     poisson_separation,
+    separation,
     truncated_per_cm,
 )
 from ccframe.reco.config import TraditionalConfig
@@ -145,13 +146,17 @@ def separations(
                     pa, pb, p, length, sim.ionization.density_fit, sim.ionization.density_scale
                 ),
             }
-            for m in methods:
-                a, b = tracks[f"dndx_{m}"][sel_a], tracks[f"dndx_{m}"][sel_b]
-                s, err = bootstrap_separation(a, b, cfg.bootstrap, rng)
-                row[m], row[f"{m}_err"] = s, err
+            values = {m: (tracks[f"dndx_{m}"][sel_a], tracks[f"dndx_{m}"][sel_b]) for m in methods}
+            replicas = joint_bootstrap(values, cfg.bootstrap, rng)
+            for m, (a, b) in values.items():
+                row[m] = separation(a, b)
+                row[f"{m}_err"] = float(np.std(replicas[m])) if replicas[m].size else np.nan
             for m in methods:
                 if m != "truth":
                     row[f"{m}_over_truth"] = row[m] / row["truth"] if row["truth"] else np.nan
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        share = replicas[m] / replicas["truth"]
+                    row[f"{m}_over_truth_err"] = float(np.std(share)) if share.size else np.nan
             if cells is not None:
                 cell_p = np.isclose(cells["momentum_gev"], p)
                 cell_a = cell_p & (cells["pdg"] == physics.PDG_ID[pa])

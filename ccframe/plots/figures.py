@@ -567,6 +567,31 @@ def separation_plot(rows: list[dict[str, Any]], pair: str, ax: Any = None) -> li
     return artists
 
 
+def share_plot(rows: list[dict[str, Any]], pair: str, ax: Any = None) -> list[Any]:
+    """Each method's separation power as a share of the truth count's, versus momentum, with
+    bootstrap errors from the same resampled tracks."""
+    ax = axes(ax)
+    sel = [r for r in rows if r["pair"] == pair]
+    p = np.array([r["momentum_gev"] for r in sel])
+    artists = [ax.axhline(1.0, color=COLORS["truth"], ls="--", label="truth count")]
+    for method, (label, color, marker) in METHOD_STYLE.items():
+        key = f"{method}_over_truth"
+        if sel and key in sel[0]:
+            artists.append(
+                ax.errorbar(
+                    p, [r[key] for r in sel], yerr=[r.get(f"{key}_err", np.nan) for r in sel],
+                    fmt=marker, color=color, label=label, capsize=3,
+                )
+            )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("momentum [GeV/c]")
+    ax.set_ylabel(f"{pair} separation / truth's")
+    ax.set_ylim(0, 1.2)
+    ax.legend(loc="lower right", fontsize=13)
+    experiment_label(ax, rlabel=f"{sel[0]['track_length_cm']:.0f} cm tracks" if sel else "")
+    return artists
+
+
 def sweep_plot(
     values: list[Any], metric: list[float | None], parameter: str, name: str, ax: Any = None
 ) -> list[Any]:

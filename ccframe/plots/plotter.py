@@ -345,6 +345,12 @@ def make_plots(
                 "errors), and the Poisson limit of the true count",
                 partial(figures.separation_plot, rows, pair),
             )
+            p.add(
+                f"pid_share_{pair.replace('/', '_')}",
+                f"{pair} separation power of each counting method as a share of the truth "
+                "count's, versus momentum (errors: bootstrap of the same tracks for both)",
+                partial(figures.share_plot, rows, pair),
+            )
     if artifacts.path(ROBUSTNESS).is_file():
         p.robustness(json.loads(artifacts.path(ROBUSTNESS).read_text()))
     if not p.plots:

@@ -128,6 +128,8 @@ def _evaluate_ml(artifacts: Artifacts, ml: dict[str, Any], seed: int, method: st
         "ml": ak.to_numpy(pred["n_clusters_ml"][test]),
         "traditional": ak.to_numpy(pred["n_clusters_traditional"][test]),
     }
+    if "n_clusters_waveform" in tree:
+        counts["waveform"] = tree["n_clusters_waveform"].array(library="np")[test]
     scores = pred["candidate_score"][test]
     per_waveform = ak.to_numpy(ak.num(scores))
     classifier = bootstrap_classifier(
@@ -393,14 +395,18 @@ def _pid_table(run_dir: Path) -> str:
     if not path.is_file():
         return ""
     rows = json.loads(path.read_text())
-    methods = [m for m in ("truth", "deriv", "d2", "ml") if m in rows[0]]
+    methods = [m for m in figures.METHOD_STYLE if m in rows[0]]
     names = [figures.METHOD_STYLE[m][0] for m in methods]
     head = "".join(f"<th>{html.escape(m)}</th>" for m in ["pair", "p [GeV/c]", "Poisson", *names])
     body = ""
     for r in rows:
         cells = [html.escape(r["pair"]), f"{r['momentum_gev']:g}", f"{r['poisson']:.2f}"]
         for m in methods:
-            frac = f" ({r[f'{m}_over_truth']:.0%})" if m != "truth" else ""
+            frac = ""
+            if m != "truth":
+                frac = f" ({r[f'{m}_over_truth']:.0%}"
+                err = r.get(f"{m}_over_truth_err")
+                frac += f" &plusmn; {err:.0%})" if err is not None and np.isfinite(err) else ")"
             cells.append(f"{r[m]:.2f} &plusmn; {r[f'{m}_err']:.2f}{frac}")
         body += "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
     return (
