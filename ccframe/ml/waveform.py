@@ -127,11 +127,15 @@ def train_waveform_counter(
             counts = counter.count_normalized(ds.waveforms)
     with atomic_path(run_dir / WAVEFORM_COUNTER_FILE) as tmp:
         model.save(tmp)
-    info = result.summary() | extra | {
-        "parameters": model.count_params(),
-        "count_scale": scale,
-        "inference_waveforms_per_s": round(rate, 1),
-    }
+    info = (
+        result.summary()
+        | extra
+        | {
+            "parameters": model.count_params(),
+            "count_scale": scale,
+            "inference_waveforms_per_s": round(rate, 1),
+        }
+    )
     log(
         f"  waveform counter: {model.count_params():,} parameters, trained in "
         f"{result.wall_s:.0f} s, counts {rate:,.0f} waveforms/s"
