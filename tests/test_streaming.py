@@ -168,3 +168,22 @@ def test_pipelined_chain_equals_batch_by_batch(trained):
         assert n == len(batch)
         for key in ("position", "offsets", "score", "accept", "n_clusters_ml"):
             np.testing.assert_array_equal(out[key], want[key])
+
+
+def test_repeated_batches_are_the_epochs_in_sequence():
+    x = np.arange(100, dtype=np.float32).reshape(100, 1)
+    batches = ArrayBatches(x, np.arange(100.0), np.arange(100), 16, seed=4, shuffle=True)
+    stream = batches.repeated()
+    n = len(batches)
+    for epoch in (1, 2, 3):
+        batches.on_epoch_begin()
+        assert batches.epoch == epoch
+        for b in range(n):  # item (epoch - 1) n + b of the stream is batch b of the epoch
+            np.testing.assert_array_equal(stream[(epoch - 1) * n + b][0], batches[b][0])
+    # every row once per epoch, in another order each epoch
+    first = np.concatenate([stream[b][0][:, 0] for b in range(n)])
+    second = np.concatenate([stream[n + b][0][:, 0] for b in range(n)])
+    assert sorted(first) == sorted(second) == list(range(100))
+    assert first.tolist() != second.tolist()
+    with pytest.raises(IndexError):
+        batches[n]

@@ -71,6 +71,7 @@ class StreamedBatches(keras.utils.PyDataset):
         self.batch_size, self.shuffle = batch_size, shuffle
         self.order = EpochOrder(self.index.size, batch_size * BLOCK_BATCHES, BUFFER_BLOCKS, seed)
         self.epoch = 0
+        self.endless = False
 
     def __len__(self) -> int:
         return math.ceil(self.index.size / self.batch_size)
@@ -78,10 +79,17 @@ class StreamedBatches(keras.utils.PyDataset):
     def on_epoch_begin(self) -> None:
         self.epoch += 1
 
+    def repeated(self) -> StreamedBatches:
+        """The same batches epoch after epoch without end: item i is batch i % len of epoch
+        i // len + 1, a function of i alone (`ccframe.ml.train.endless_dataset`)."""
+        clone = copy.copy(self)
+        clone.endless = True
+        return clone
+
     def head(self, n: int) -> StreamedBatches:
         """The first `n` rows, unshuffled, as batches of the same kind."""
         clone = copy.copy(self)
-        clone.index, clone.shuffle, clone.epoch = self.index[:n], False, 0
+        clone.index, clone.shuffle, clone.epoch, clone.endless = self.index[:n], False, 0, False
         return clone
 
     def in_memory(self, max_bytes: int, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -97,18 +105,22 @@ class StreamedBatches(keras.utils.PyDataset):
             pos = np.sort(np.random.default_rng([seed, 0x7A1]).choice(pos, n, replace=False))
         return self.arrays(self.index[pos])
 
-    def positions(self, b: int) -> np.ndarray:
-        """Sorted positions in `index` of batch `b` of the current epoch."""
+    def positions(self, b: int, epoch: int) -> np.ndarray:
+        """Sorted positions in `index` of batch `b` of `epoch` (1, 2, ...)."""
         lo, hi = b * self.batch_size, min((b + 1) * self.batch_size, self.index.size)
         if not self.shuffle:
             return np.arange(lo, hi)
-        return np.sort(self.order.rows(self.epoch, lo, hi))
+        return np.sort(self.order.rows(epoch, lo, hi))
 
     def __getitem__(self, b: int) -> tuple[np.ndarray, ...]:
-        if not 0 <= b < len(self):
+        if self.endless and b >= 0 and len(self):
+            epoch, b = divmod(b, len(self))
+            epoch += 1
+        elif 0 <= b < len(self):
+            epoch = self.epoch
+        else:
             raise IndexError(b)
-        pos = self.positions(b)
-        return self.arrays(self.index[pos])
+        return self.arrays(self.index[self.positions(b, epoch)])
 
     def arrays(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
         """The batch's arrays for dataset rows `rows`."""

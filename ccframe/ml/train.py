@@ -5,6 +5,7 @@ loss with the best weights restored. Batches stream from disk (`ccframe.ml.batch
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -158,7 +159,8 @@ def fit(
     )
     t0 = time.perf_counter()
     model.fit(
-        train,
+        endless_dataset(train),
+        steps_per_epoch=len(train),
         validation_data=val,
         validation_batch_size=cfg.batch_size,
         epochs=cfg.epochs,
@@ -177,6 +179,25 @@ def fit(
     best = int(np.argmin(val_loss)) + 1
     log(stopping_message(name, len(val_loss), best, val_loss[best - 1], cfg))
     return FitResult(epoch_log.rows, best, float(initial), expected_loss, wall, len(val_loss))
+
+
+def endless_dataset(batches: StreamedBatches) -> Any:
+    """The batches as one endless tf.data pipeline (item i: batch i % len of epoch
+    i // len + 1, `StreamedBatches.repeated`) with a prefetch of 2 batches.
+
+    Fitted with `steps_per_epoch`, Keras keeps this one iterator for the whole fit. Keras's
+    own PyDataset pipeline makes a new iterator per epoch with an autotuned prefetch, and
+    tearing the old one down (waiting for its generator thread) stalled every epoch's start
+    by 5-27 s on this machine."""
+    from ccframe.ml.runtime import tf
+
+    stream = batches.repeated()
+    first = stream[0]
+    spec = tuple(tf.TensorSpec((None, *a.shape[1:]), tf.as_dtype(a.dtype)) for a in first)
+    items = tf.data.Dataset.from_generator(
+        lambda: (stream[i] for i in itertools.count()), output_signature=spec
+    )
+    return items.prefetch(2)
 
 
 def stopping_message(name: str, ran: int, best: int, best_loss: float, cfg: TrainingConfig) -> str:
