@@ -87,3 +87,12 @@ def test_ml_stage_trains_the_waveform_counter_beside_the_chain(tmp_path, capsys)
     counts = np.concatenate([counter.count(b) for b in iter_batches(data, [str(run / "sim.root")])])
     order = np.argsort(tree["entry"])
     np.testing.assert_allclose(counts, tree["n_clusters_waveform"][order], rtol=1e-5, atol=1e-4)
+
+    # ccframe infer applies it too
+    out = tmp_path / "inferred.root"
+    assert run_cli("infer", str(run), str(run / "sim.root"), "-o", str(out)) == 0
+    tree = uproot.open(out)["predictions"]
+    inferred = tree.arrays(["n_clusters_waveform", "entry"], library="np")
+    np.testing.assert_allclose(
+        inferred["n_clusters_waveform"][np.argsort(inferred["entry"])], counts, rtol=1e-5, atol=1e-4
+    )

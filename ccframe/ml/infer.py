@@ -19,7 +19,7 @@ from ccframe.ml.chain import Backend, Chain, accepted_counts, candidate_record
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import traditional_of_run
 from ccframe.reco.traditional import reconstruct, truth_branches
-from ccframe.runfolder.artifacts import Artifacts
+from ccframe.runfolder.artifacts import WAVEFORM_COUNTER_FILE, Artifacts
 
 TRUTH_TYPES = {
     "momentum_gev": np.float64,
@@ -35,11 +35,13 @@ def chunks(
     traditional: TraditionalConfig,
     batches: Iterator[WaveformBatch],
     files: list[str],
+    counters: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Per-waveform counts (the chain's and the run's traditional algorithm's) and the
-    jagged `candidate` record of each batch. `event_id` is the input's, or the entry number
-    where the input has none (as in the ml stage's predictions.root). Reading and the
-    kernels run a batch ahead of the networks (`Chain.apply_all`)."""
+    """Per-waveform counts (the chain's, each of `counters`' as `n_clusters_<name>`, and the
+    run's traditional algorithm's) and the jagged `candidate` record of each batch.
+    `event_id` is the input's, or the entry number where the input has none (as in the ml
+    stage's predictions.root). Reading and the kernels run a batch ahead of the networks
+    (`Chain.apply_all`)."""
 
     def traditional_counts(batch: WaveformBatch) -> np.ndarray:
         return reconstruct(batch, traditional.finder, traditional.clusterize).n_clusters
@@ -54,6 +56,7 @@ def chunks(
             "event_id": np.asarray(truth.pop("event_id", entry), dtype=np.int64),
             **{k: np.asarray(v, dtype=TRUTH_TYPES.get(k)) for k, v in truth.items()},
             "n_clusters_ml": out["n_clusters_ml"],
+            **{f"n_clusters_{name}": c.count(batch) for name, c in (counters or {}).items()},
             "n_clusters_traditional": np.asarray(n_traditional, dtype=np.int64),
             "n_peaks": accepted_counts(out["offsets"], out["accept"]),
             "candidate": candidate_record(
@@ -74,17 +77,26 @@ def infer(
     backend: Backend = "keras",
 ) -> dict[str, Any]:
     """Apply the chain saved in `run_dir` to `files`, and its traditional algorithm with the
-    thresholds the run used; write the `predictions` tree. Backend `onnx` runs the networks
-    that `ccframe export` wrote with ONNX Runtime (no TensorFlow); `mixed` only the counter."""
+    thresholds the run used, and the run's one-step waveform counter if it has one; write
+    the `predictions` tree. Backend `onnx` runs the networks that `ccframe export` wrote
+    with ONNX Runtime (no TensorFlow, so no waveform counter); `mixed` only the counter."""
     if output.exists() and not force:
         raise OutputError(f"{output}: exists; use --force to replace it")
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder")
     chain = Chain.load(run_dir, batch, data=data, files=files, backend=backend)
     traditional = traditional_of_run(Artifacts.of_run(run_dir))
+    counters = {}
+    if (run_dir / WAVEFORM_COUNTER_FILE).is_file():
+        if backend == "onnx":
+            log(f"infer: {WAVEFORM_COUNTER_FILE} not applied (it runs with Keras only)")
+        else:
+            from ccframe.ml.waveform import WaveformCounter
+
+            counters["waveform"] = WaveformCounter.load(run_dir, chain.settings.window)
     t0 = time.perf_counter()
     progress = Progress("infer", log)
-    out = prefetch(chunks(chain, traditional, iter_batches(data, files), files))
+    out = prefetch(chunks(chain, traditional, iter_batches(data, files), files, counters))
     n = write_tree(output, "predictions", with_progress(out, progress))
     wall = time.perf_counter() - t0
     log(

@@ -86,7 +86,7 @@ def build_counter(cfg: CounterConfig, n_bins: int, count_scale: float) -> keras.
 
 
 @keras.saving.register_keras_serializable(package="ccframe")
-class SignedLog(layers.Layer):
+class SignedLog(keras.layers.Layer):  # type: ignore[name-defined,misc]
     """sign(x) log(1 + |x|): compresses the samples, so that a pulse of a few hundred noise
     RMS does not outweigh the many small pulses that carry the count."""
 
