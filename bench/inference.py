@@ -16,6 +16,10 @@ waveforms into a temporary ROOT file, and measures in one process, on both cores
 - every stage of the chain timed alone (read + baseline, candidates, windows, LSTM, time
   list, CNN), and ways of calling the LSTM (`model.predict`, compiled, compiled + XLA).
 
+With --waveform, the one-step counter of `ml.waveform_counter` (random weights; its
+defaults when the steering file has none) is timed on the same file, read included,
+against the chain end to end.
+
 With --onnx (needs `pip install 'ccframe[onnx]'`) the same chain is saved, exported with
 `ccframe export`'s code and loaded once per backend (`Chain.load(..., backend=...)`: keras,
 onnx, mixed); the classifier alone (same windows), the counter alone (same time lists) and
@@ -59,6 +63,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8192)
     parser.add_argument("--onnx", action="store_true", help="compare Keras with ONNX Runtime")
     parser.add_argument("--repeat", type=int, default=3, help="rounds of the backend comparison")
+    parser.add_argument(
+        "--waveform",
+        action="store_true",
+        help="also time the one-step waveform counter (ml.waveform_counter, or its defaults)",
+    )
     args = parser.parse_args()
     steering = load_steering(args.steering)
     ml = steering.ml
@@ -123,6 +132,8 @@ def main() -> None:
         if args.onnx:
             inputs = (np.concatenate(all_windows), np.concatenate(all_lists))
             onnx_rates = compare_backends(saved, Path(tmp), path, data, inputs, args)
+        if args.waveform:
+            one_step = waveform_rates(saved, ml, warm.n_samples, path, data, args.repeat)
     n = args.n
     print(f"{n} waveforms, {per_waveform:.1f} candidates per waveform, best of {args.repeat}:")
     lstm = ceiling.pop("classifier alone (ceiling)")
@@ -163,6 +174,43 @@ def main() -> None:
             f"  mixed end to end: {mixed / lstm:4.2f} of the ceiling above (target >= 0.60 "
             "and >= 15,000 waveforms/s)"
         )
+    if args.waveform:
+        chain_rate = one_step.pop("two-step chain end to end")
+        print(f"one-step waveform counter against the two-step chain (best of {args.repeat}, "
+              "interleaved, read included):")  # fmt: skip
+        print(f"  {'two-step chain end to end':<34s} {chain_rate:>10,.0f} waveforms/s")
+        for name, rate in one_step.items():
+            print(f"  {name:<34s} {rate:>10,.0f} waveforms/s  {rate / chain_rate:5.2f}x the "
+                  "chain (target >= 2,000 waveforms/s)")  # fmt: skip
+
+
+def waveform_rates(chain: Chain, ml, n_samples: int, path: Path, data, repeat: int):
+    """Waveforms/s of the one-step counter (random weights, the steering file's topology or
+    the defaults) on every batch of the file, read and normalization included, and of the
+    chain end to end, interleaved."""
+    from ccframe.ml.config import WaveformCounterConfig
+    from ccframe.ml.models import build_waveform_counter
+    from ccframe.ml.waveform import WaveformCounter
+
+    cfg = ml.waveform_counter or WaveformCounterConfig()
+    model = build_waveform_counter(cfg, n_samples, 20.0)
+    counter = WaveformCounter(model, chain.settings.window)
+    files = [str(path)]
+    jobs = {
+        "two-step chain end to end": lambda: sum(
+            len(b) for b, _, _ in chain.apply_all(iter_batches(data, files))
+        ),
+        f"one-step counter ({model.count_params():,} parameters)": lambda: sum(
+            len(counter.count(b)) for b in iter_batches(data, files)
+        ),
+    }
+    counter.count(next(iter_batches(data.model_copy(update={"max_events": 64}), files)))
+    rates: dict[str, float] = {}
+    for _ in range(repeat):
+        for name, job in jobs.items():
+            n, t = timed(job)
+            rates[name] = max(rates.get(name, 0.0), n / t)
+    return rates
 
 
 def ceiling_ratios(
