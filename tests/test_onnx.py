@@ -105,8 +105,9 @@ def test_keras_and_onnx_networks_agree(exported):
     assert got.dtype == np.float32 and got.shape == want.shape
     assert np.max(np.abs(got - want)) <= 1e-5
     want, got = keras_chain.count(lists), onnx_chain.count(lists)
-    assert np.all(want > 0)
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
+    assert np.all(np.isfinite(want)) and np.std(want) > 0
+    # counts in clusters; the calibration (count - a) / b can bring one close to 0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
     assert len(onnx_chain.score(windows[:0])) == 0
     mixed = Chain.load(exported, batch=1000, backend="mixed")  # Keras LSTM, ONNX counter
     np.testing.assert_array_equal(mixed.score(windows), keras_chain.score(windows))

@@ -168,6 +168,10 @@ def test_shipped_pid_scan_runs_small(tmp_path, capsys):
     assert run_cli("pid", str(REPO / "steering" / "pid_scan.yaml"), *args) == 0
     rows = json.loads((tmp_path / "pid" / "pid.json").read_text())
     assert {"truth", "deriv", "d2", "ml", "ml_over_truth", "ml_over_truth_err"} <= set(rows[0])
+    # D2 is tuned like DERIV, on the same calibration sample, for the comparison
+    tuned_d2 = yaml.safe_load((tmp_path / "pid" / "tuned_d2.yaml").read_text())
+    assert tuned_d2["algorithm"] == "d2" and (tmp_path / "pid" / "tune_d2.csv").is_file()
+    assert (tmp_path / "pid" / "tune.csv").is_file()  # the tune stage's own table is kept
     assert (tmp_path / "pid" / "plots" / "pid_K_pi.png").stat().st_size > 5000
     report = (tmp_path / "pid" / "report.html").read_text()
     assert "Separation power" in report and f"{rows[0]['ml']:.2f} &plusmn;" in report

@@ -69,15 +69,17 @@ def count_cells(
     chain: Any,
     log: Log,
     counters: dict[str, Any] | None = None,
+    finders: dict[str, TraditionalConfig] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per cell: truth count, DERIV and D2 (+ clusterization) counts, the two-step chain's
-    count (`ml`), each other trained counter's (`counters`, by name), chord, pdg, momentum,
-    entry."""
+    """Per cell: truth count, DERIV and D2 (+ clusterization) counts (with the settings of
+    `finders` by algorithm, else `traditional`'s), the two-step chain's count (`ml`), each
+    other trained counter's (`counters`, by name), chord, pdg, momentum, entry."""
     sim = steering.simulate
     assert sim is not None
     data = steering.data.model_copy(update={"files": [], "tree": sim.tree, "max_events": None})
-    d2 = traditional.model_copy(update={"algorithm": "d2"})
-    deriv = traditional.model_copy(update={"algorithm": "deriv"})
+    finders = finders or {}
+    d2 = finders.get("d2") or traditional.model_copy(update={"algorithm": "d2"})
+    deriv = finders.get("deriv") or traditional.model_copy(update={"algorithm": "deriv"})
     cols: dict[str, list[np.ndarray]] = {}
     for batch in iter_batches(data, [str(path)]):
         truth = batch.truth
@@ -175,9 +177,11 @@ def run_pid(
     chain: Any,
     log: Log,
     counters: dict[str, Any] | None = None,
+    finders: dict[str, TraditionalConfig] | None = None,
 ) -> list[dict[str, Any]]:
     """Simulate, count, separate; write pid_tracks.root, pid.root, pid.json and pid.csv.
-    `chain`: the two-step chain (method `ml`), `counters`: other trained counters by name."""
+    `chain`: the two-step chain (method `ml`), `counters`: other trained counters by name,
+    `finders`: the DERIV and D2 settings by algorithm (default: `traditional`'s)."""
     sim = steering.simulate
     if sim is None:
         from ccframe.errors import SteeringError
@@ -193,7 +197,7 @@ def run_pid(
     methods = ["truth", "deriv", "d2"] + (["ml"] if chain is not None else [])
     methods += list(counters or {})
     t0 = time.perf_counter()
-    cells = count_cells(steering, path, traditional, chain, log, counters)
+    cells = count_cells(steering, path, traditional, chain, log, counters, finders)
     log(f"pid: counted with {', '.join(methods)} in {time.perf_counter() - t0:.1f} s")
     tracks = track_table(cells, cfg, methods)
     rows = separations(tracks, cfg, methods, sim, steering.seed, cells)

@@ -16,6 +16,7 @@ from ccframe.steering.schema import Steering
 
 if TYPE_CHECKING:  # the stage list is imported by `ccframe validate`: no uproot, no numba
     from ccframe.io.reader import WaveformBatch
+    from ccframe.reco.config import TraditionalConfig
 
 
 class Consumer(Protocol):
@@ -192,8 +193,25 @@ def pid(ctx: RunContext) -> None:
 
     assert ctx.steering.pid is not None
     counters = ctx.products.get("counters", {})
+    finders: dict[str, TraditionalConfig] = {ctx.traditional.algorithm: ctx.traditional}
+    tune_cfg = ctx.steering.tune
+    if tune_cfg is not None:  # tune the other peak finder too: compare both at their best
+        from ccframe.reco.stage import tuned_for
+
+        for algorithm in ("deriv", "d2"):
+            if algorithm not in finders:
+                finders[algorithm] = tuned_for(
+                    algorithm, tune_cfg, ctx.traditional, ctx.data, ctx.files, ctx.run_dir, ctx.log
+                )
     run_pid(
-        ctx.steering, ctx.steering.pid, ctx.run_dir, ctx.traditional, ctx.chain, ctx.log, counters
+        ctx.steering,
+        ctx.steering.pid,
+        ctx.run_dir,
+        ctx.traditional,
+        ctx.chain,
+        ctx.log,
+        counters,
+        finders,
     )
 
 

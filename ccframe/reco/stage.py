@@ -27,13 +27,21 @@ from ccframe.reco.tune import tune
 from ccframe.runfolder.artifacts import TUNE_TABLE, Artifacts
 
 
-def run_tune(cfg: TuneConfig, data: DataConfig, files: list[str], run_dir: Path, log: Log) -> dict:
-    """Scan the grid on the first `cfg.max_events` waveforms; write tuned.yaml and tune.csv."""
+def run_tune(
+    cfg: TuneConfig,
+    data: DataConfig,
+    files: list[str],
+    run_dir: Path,
+    log: Log,
+    table_name: str = TUNE_TABLE,
+) -> dict:
+    """Scan the grid on the first `cfg.max_events` waveforms; write tuned.yaml and tune.csv
+    (`cfg.output` and `table_name` in the run folder)."""
     limited = data.model_copy(update={"max_events": cfg.max_events})
     batches = list(iter_batches(limited, files))
     tuned, table = tune(batches, cfg)
     write_text(run_dir / cfg.output, yaml.safe_dump(tuned, sort_keys=False))
-    write_csv(run_dir / TUNE_TABLE, table)
+    write_csv(run_dir / table_name, table)
     cal = tuned["calibration"]
     log(
         f"tune: {cal['grid_points']} points on {cal['waveforms']} waveforms -> "
@@ -73,6 +81,24 @@ def _parse_thresholds(text: str, path: str) -> dict[str, Any]:
             f"traditional.thresholds = {path!r}: cannot use it ({exc}); expected a tuned.yaml "
             "written by the tune stage"
         ) from None
+
+
+def tuned_for(
+    algorithm: str,
+    cfg: TuneConfig,
+    traditional: TraditionalConfig,
+    data: DataConfig,
+    files: list[str],
+    run_dir: Path,
+    log: Log,
+) -> TraditionalConfig:
+    """`traditional` with `algorithm` as its peak finder, its thresholds and c tuned on the
+    tune stage's calibration sample with the tune stage's grid and objective (written to
+    tuned_<algorithm>.yaml and tune_<algorithm>.csv): so that a comparison of DERIV and D2
+    compares both at their best."""
+    other = cfg.model_copy(update={"algorithm": algorithm, "output": f"tuned_{algorithm}.yaml"})
+    tuned = run_tune(other, data, files, run_dir, log, f"tune_{algorithm}.csv")
+    return config_with_thresholds(traditional.model_copy(update={"algorithm": algorithm}), tuned)
 
 
 def resolve_traditional(cfg: TraditionalConfig, tuned: dict | None) -> TraditionalConfig:
