@@ -24,7 +24,7 @@ from ccframe.reco.traditional import (
     tree_chunk,
 )
 from ccframe.reco.tune import tune
-from ccframe.runfolder.artifacts import TUNE_TABLE, Artifacts
+from ccframe.runfolder.artifacts import TUNE_TABLE, Artifacts, tuned_other
 
 
 def run_tune(
@@ -96,8 +96,9 @@ def tuned_for(
     tune stage's calibration sample with the tune stage's grid and objective (written to
     tuned_<algorithm>.yaml and tune_<algorithm>.csv): so that a comparison of DERIV and D2
     compares both at their best."""
-    other = cfg.model_copy(update={"algorithm": algorithm, "output": f"tuned_{algorithm}.yaml"})
-    tuned = run_tune(other, data, files, run_dir, log, f"tune_{algorithm}.csv")
+    thresholds, table = tuned_other(algorithm)
+    other = cfg.model_copy(update={"algorithm": algorithm, "output": thresholds})
+    tuned = run_tune(other, data, files, run_dir, log, table)
     return config_with_thresholds(traditional.model_copy(update={"algorithm": algorithm}), tuned)
 
 

@@ -37,6 +37,12 @@ WAVEFORM_COUNTER_FILE = "waveform_counter.keras"
 """The one-step counter on whole waveforms (`ml.waveform_counter`)."""
 
 
+def tuned_other(algorithm: str) -> tuple[str, str]:
+    """The tuned thresholds and grid table of the peak finder that the pid stage tunes
+    besides the tune stage's own (`deriv` or `d2`)."""
+    return f"tuned_{algorithm}.yaml", f"tune_{algorithm}.csv"
+
+
 def history(model: str) -> str:
     """Per-epoch history of the `classifier`, `counter` or `waveform_counter`."""
     return f"history_{model}.csv"
