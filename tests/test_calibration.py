@@ -35,6 +35,8 @@ def test_calibrated_model_follows_the_truth_with_slope_one():
     model = keras.Model(inputs, keras.layers.Identity()(inputs))
     calibration = fit_response(pred, true)
     fixed = np.asarray(calibrated(model, calibration)(pred[:, None].astype(np.float32))).ravel()
+    # the counts the stage derives without running the model again are the model's
+    np.testing.assert_allclose(calibration.apply(pred), fixed, rtol=1e-6)
     before, after = count_metrics(pred, true), count_metrics(fixed, true)
     assert before["response_slope"] == pytest.approx(0.6, abs=0.02)
     assert after["response_slope"] == pytest.approx(1.0, abs=1e-3)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ccframe.logs import Log
 from ccframe.metrics.counting import response_slope
 
 MIN_SLOPE = 0.3
@@ -33,6 +34,14 @@ class ResponseCalibration:
     slope: float
     waveforms: int
     applied: bool
+
+    def apply(self, pred: np.ndarray) -> np.ndarray:
+        """(pred - offset) / slope as the `calibrated_count` layer computes it (float32
+        pred x scale + offset), or `pred` when not applied."""
+        if not self.applied:
+            return pred
+        scale, offset = np.float32(1.0 / self.slope), np.float32(-self.offset / self.slope)
+        return np.asarray(pred, dtype=np.float32) * scale + offset
 
     def record(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,3 +80,14 @@ def calibrated(model: Any, calibration: ResponseCalibration) -> Any:
         name="calibrated_count",
     )
     return keras.Model(model.input, inverse(model.output), name=model.name)
+
+
+def calibrate(
+    model: Any, counts: np.ndarray, validation: np.ndarray, n_true: np.ndarray, name: str, log: Log
+) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Fit the response of `model`'s `counts` (of every waveform) on the `validation` rows
+    against `n_true`; return the calibrated model, the calibrated counts (computed from
+    `counts`, as the model would give them) and the fit's record."""
+    calibration = fit_response(counts[validation], n_true[validation])
+    log(calibration.message(name))
+    return calibrated(model, calibration), calibration.apply(counts), calibration.record()

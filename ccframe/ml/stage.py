@@ -20,7 +20,7 @@ from ccframe.logs import Log
 from ccframe.metrics.counting import count_summary, fmt, json_ready
 from ccframe.ml import evaluate
 from ccframe.ml.batches import TimeListBatches, WindowBatches
-from ccframe.ml.calibration import calibrated, fit_response
+from ccframe.ml.calibration import calibrate
 from ccframe.ml.chain import (
     Chain,
     ChainSettings,
@@ -245,13 +245,10 @@ def train_chain(
     n_ml = chain.count_all(ds.position, ds.offsets, accept)
     if cfg.counter.calibrate_response:
         wval = ds.split == VALIDATION
-        calibration = fit_response(n_ml[wval], ds.n_clusters[wval])
-        cnt_info["response_calibration"] = calibration.record()
-        log(calibration.message("counter"))
-        if calibration.applied:
-            counter = calibrated(counter, calibration)
-            chain = Chain.from_keras(classifier, counter, settings, cfg.inference_batch)
-            n_ml = chain.count_all(ds.position, ds.offsets, accept)
+        counter, n_ml, cnt_info["response_calibration"] = calibrate(
+            counter, n_ml, wval, ds.n_clusters, "counter", log
+        )
+        chain = Chain.from_keras(classifier, counter, settings, cfg.inference_batch)
     chain.save(run_dir)
     counts = {"ml": n_ml}
     counters: dict[str, Any] = {}

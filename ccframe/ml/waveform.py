@@ -17,7 +17,7 @@ from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.config import WindowConfig
 from ccframe.logs import Log
 from ccframe.ml.batches import ArrayBatches
-from ccframe.ml.calibration import calibrated, fit_response
+from ccframe.ml.calibration import calibrate
 from ccframe.ml.chain import Predictor
 from ccframe.ml.config import MLConfig, WaveformCounterConfig
 from ccframe.ml.dataset import TRAIN, VALIDATION, Dataset, normalize
@@ -118,13 +118,10 @@ def train_waveform_counter(
     rate = ds.n_waveforms / max(time.perf_counter() - t0, 1e-9)
     extra: dict[str, Any] = {}
     if wcfg.calibrate_response:
-        calibration = fit_response(counts[val], ds.n_clusters[val])
-        extra["response_calibration"] = calibration.record()
-        log(calibration.message("waveform counter"))
-        if calibration.applied:
-            model = calibrated(model, calibration)
-            counter = WaveformCounter(model, window)
-            counts = counter.count_normalized(ds.waveforms)
+        model, counts, extra["response_calibration"] = calibrate(
+            model, counts, val, ds.n_clusters, "waveform counter", log
+        )
+        counter = WaveformCounter(model, window)
     with atomic_path(run_dir / WAVEFORM_COUNTER_FILE) as tmp:
         model.save(tmp)
     info = (

@@ -24,13 +24,8 @@ def bootstrap_separation(
     a: np.ndarray, b: np.ndarray, n: int, rng: np.random.Generator
 ) -> tuple[float, float]:
     """S and its bootstrap standard error (tracks of each species resampled n times)."""
-    value = separation(a, b)
-    if a.size < 2 or b.size < 2:
-        return value, float("nan")
-    ia = rng.integers(0, a.size, size=(n, a.size))
-    ib = rng.integers(0, b.size, size=(n, b.size))
-    samples = [separation(a[i], b[j]) for i, j in zip(ia, ib, strict=True)]
-    return value, float(np.std(samples))
+    replicas = joint_bootstrap({"S": (a, b)}, n, rng)["S"]
+    return separation(a, b), float(np.std(replicas)) if replicas.size else float("nan")
 
 
 def joint_bootstrap(
