@@ -33,7 +33,9 @@ def read_sample(data: DataConfig, max_events: int, source: str) -> DataSample:
             "files to fit the simulation to)"
         )
     limit = min(max_events, data.max_events) if data.max_events else max_events
-    data = data.model_copy(update={"truth": "none", "max_events": limit})
+    data = data.model_copy(
+        update={"truth": "none", "max_events": limit, "tail_cancellation_ns": None}
+    )
     files = expand_files(data.files)
     parts: list[np.ndarray] = []
     rates: list[float] = []

@@ -61,6 +61,12 @@ class DataConfig(Section):
     """[mV] Added after scaling."""
     baseline_window_ns: PositiveFloat = 25.0
     """[ns] Start of each waveform that gives its baseline and noise RMS."""
+    tail_cancellation_ns: PositiveFloat | None = None
+    """[ns] Divide each pulse's exponential fall of this time constant out of the waveforms
+    as they are read (docs/algorithms.md, "Tail cancellation"), so that pulses a few ns
+    apart separate; every algorithm and network then sees the filtered waveforms. Set it to
+    the pulse's fall time (simulate.pulse.fall_ns, or what `ccframe calibrate` fits on
+    data); unset: the waveforms as recorded."""
     pretrigger_ns: float | None = Field(None, ge=0.0)
     """[ns] Window time at which the track crossed the cell, for inputs without
     `pretrigger_ns` truth (beam-test data: where the trigger puts it; `ccframe calibrate`

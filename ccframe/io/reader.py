@@ -31,6 +31,7 @@ from ccframe.io.ntuple import Ntuple, NtupleField, kind_of, part_of, unreadable
 from ccframe.io.sanity import warn_if_implausible
 from ccframe.kernels.checksum import checksum_branch, row_checksums, row_words
 from ccframe.kernels.convert import Converted, convert_rows
+from ccframe.kernels.tail import cancel_tails
 from ccframe.resources import require_memory
 
 READ_COPIES = 2
@@ -512,6 +513,9 @@ def _make_batch(
             f"{path}: {words[1]} '{data.waveform_branch}' has {n_samples} samples per entry, "
             f"fewer than the {how.n_base} of the baseline window (data.baseline_window_ns)"
         )
+    if data.tail_cancellation_ns:
+        fall, n_base = data.tail_cancellation_ns, min(how.n_base, n_samples)
+        cancel_tails(conv.waves, conv.baseline, conv.rms, how.sampling, fall, n_base)
     entry = np.arange(start, start + len(conv.waves), dtype=np.int64)
     truth = (
         ak.zip({name: chunk[branch] for name, branch in how.truth.items()}, depth_limit=1)

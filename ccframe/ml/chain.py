@@ -53,6 +53,8 @@ KEYS = (
     "n_samples",
     "baseline_window_ns",
 )
+OPTIONAL_KEYS = ("tail_cancellation_ns",)
+"""Keys a chain.json may lack (written by later versions; absent means unset)."""
 Model = TypeVar("Model", bound=BaseModel)
 T = TypeVar("T")
 Backend = Literal["keras", "onnx", "mixed"]
@@ -73,6 +75,7 @@ class ChainSettings:
     sampling_ghz: float
     n_samples: int
     baseline_window_ns: float
+    tail_cancellation_ns: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +87,7 @@ class ChainSettings:
             "sampling_ghz": self.sampling_ghz,
             "n_samples": self.n_samples,
             "baseline_window_ns": self.baseline_window_ns,
+            "tail_cancellation_ns": self.tail_cancellation_ns,
         }
 
     @classmethod
@@ -93,10 +97,10 @@ class ChainSettings:
         if not isinstance(d, dict):
             raise invalid(where, f"expected a JSON object, got {type(d).__name__}")
         _check_schema(d, where)
-        unknown = [k for k in d if k not in KEYS]
+        unknown = [k for k in d if k not in KEYS + OPTIONAL_KEYS]
         if unknown:
             key = str(unknown[0])
-            raise invalid(where, f"unknown key '{key}'{closest(key, KEYS)}")
+            raise invalid(where, f"unknown key '{key}'{closest(key, KEYS + OPTIONAL_KEYS)}")
         missing = [k for k in KEYS if k not in d]
         if missing:
             raise invalid(where, f"key '{missing[0]}' is missing")
@@ -108,6 +112,11 @@ class ChainSettings:
             sampling_ghz=_number(d, "sampling_ghz", where, 0.0, MAX_SAMPLING_GHZ, open_low=True),
             n_samples=_integer(d, "n_samples", where, 1, MAX_SAMPLES),
             baseline_window_ns=_number(d, "baseline_window_ns", where, 0.0, MAX_WINDOW_NS, True),
+            tail_cancellation_ns=(
+                None
+                if d.get("tail_cancellation_ns") is None
+                else _number(d, "tail_cancellation_ns", where, 0.0, MAX_WINDOW_NS, True)
+            ),
         )
         settings.check_consistent(where)
         return settings
@@ -242,7 +251,15 @@ def read_settings(folder: Path) -> ChainSettings:
 
 def check_inputs(settings: ChainSettings, data: DataConfig, files: list[str]) -> None:
     """Refuse inputs whose sampling rate or waveform length the chain was not trained on,
-    from the files' headers (before anything is read in bulk or TensorFlow is loaded)."""
+    from the files' headers (before anything is read in bulk or TensorFlow is loaded), and a
+    reading with another tail cancellation than the chain was trained with."""
+    if data.tail_cancellation_ns != settings.tail_cancellation_ns:
+        trained, given = settings.tail_cancellation_ns, data.tail_cancellation_ns
+        raise InputError(
+            f"data.tail_cancellation_ns: the chain was trained on waveforms read with "
+            f"{'no tail cancellation' if trained is None else f'{trained:g} ns'}, this steering "
+            f"gives {'none' if given is None else f'{given:g} ns'}; set it as in the run"
+        )
     for path in files:
         tree = open_tree(path, data.tree)
         branch = require_branch(tree, data.waveform_branch, path, "data.waveform_branch")

@@ -236,6 +236,7 @@ def train_chain(
         sampling_ghz=ds.sampling_ghz,
         n_samples=ds.n_samples,
         baseline_window_ns=data.baseline_window_ns,
+        tail_cancellation_ns=data.tail_cancellation_ns,
     )
 
     t0 = time.perf_counter()
