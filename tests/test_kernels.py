@@ -148,12 +148,15 @@ def match_ref(p, e, tol):
     return peak, [k in used for k in range(len(e))]
 
 
-def clusterize_ref(t, a, c):
+def clusterize_ref(t, a, c, power=0.0, floor=0.0):
     idx, n, th, ah = [], 0, 0.0, 0.0
     for tj, aj in zip(t, a, strict=True):
+        window = c * math.sqrt(max(tj, 0.0)) if not math.isnan(tj) else 0.0
+        if power and aj > 0 and ah > 0:
+            window *= (ah / aj) ** power
         if math.isnan(tj):
             idx.append(-1)
-        elif n and abs(tj - th) < c * math.sqrt(max(tj, 0.0)):
+        elif n and abs(tj - th) < max(window, floor):
             if aj > ah:
                 th, ah = tj, aj
             idx.append(n - 1)
@@ -504,9 +507,30 @@ def test_clusterize_matches_reference():
     tf, off = jagged.flat(jt, np.float64)
     af, _ = jagged.flat(ja, np.float64)
     cl, cnt = np.empty(tf.size, np.int32), np.empty(40, np.int64)
-    assert clusterize._clusterize.py_func(tf, af, off, 0.5, cl, cnt) == -1
-    _, n_half = clusterize.clusterize(jt, ja, ClusterizeConfig(c_sqrt_ns=0.5))
-    assert cnt.tolist() == n_half.tolist()
+    assert clusterize._clusterize.py_func(tf, af, off, 0.5, 0.7, 3.0, cl, cnt) == -1
+    adaptive = ClusterizeConfig(c_sqrt_ns=0.5, amplitude_power=0.7, min_window_ns=3.0)
+    _, n_adaptive = clusterize.clusterize(jt, ja, adaptive)
+    assert cnt.tolist() == n_adaptive.tolist()
+    for i in range(40):
+        assert n_adaptive[i] == clusterize_ref(jt[i].tolist(), ja[i].tolist(), 0.5, 0.7, 3.0)[1]
+    assert adaptive.adaptive and not ClusterizeConfig().adaptive
+
+
+def test_adaptive_clusterization_merges_small_satellites_and_close_peaks():
+    # at 100 ns the fixed window is 0.23 * 10 = 2.3 ns
+    t = ak.Array([[100.0, 104.0, 200.0, 201.0]])
+    a = ak.Array([[16.0, 1.0, 5.0, 5.0]])
+    fixed = ClusterizeConfig()
+    assert clusterize.clusterize(t, a, fixed)[1].tolist() == [3]
+    # a peak 16x smaller gets a window 2.3 * 16 ** 0.5 = 9.2 ns: it joins
+    satellites = fixed.model_copy(update={"amplitude_power": 0.5})
+    assert clusterize.clusterize(t, a, satellites)[1].tolist() == [2]
+    # near the wire c sqrt(t) is tiny: a floor of 1.5 ns merges the pair at 0.5 ns
+    near = ak.Array([[0.5, 1.0]])
+    ones = ak.Array([[1.0, 1.0]])
+    assert clusterize.clusterize(near, ones, fixed)[1].tolist() == [2]
+    floor = fixed.model_copy(update={"min_window_ns": 1.5})
+    assert clusterize.clusterize(near, ones, floor)[1].tolist() == [1]
 
 
 def test_clusterize_highest_peak_and_errors():
@@ -533,8 +557,10 @@ def test_clusterize_highest_peak_and_errors():
         max_size=5,
     ),
     c=st.floats(0, 3),
+    power=st.sampled_from([0.0, 0.5, 2.0]),
+    floor=st.sampled_from([0.0, 2.0]),
 )
-def test_clusterize_property(rows, c):
+def test_clusterize_property(rows, c, power, floor):
     lists = []
     for times, nan_at in rows:  # time-ordered peaks with NaN times put in between
         row = list(times)
@@ -544,13 +570,12 @@ def test_clusterize_property(rows, c):
     counts = np.array([len(r) for r in lists], np.int64)
     t = np.array([x for r in lists for x in r], np.float64)
     a = np.arange(t.size, dtype=np.float64) % 3
-    idx, n = clusterize.clusterize(
-        jagged.to_jagged(t, counts), jagged.to_jagged(a, counts), ClusterizeConfig(c_sqrt_ns=c)
-    )
+    cfg = ClusterizeConfig(c_sqrt_ns=c, amplitude_power=power, min_window_ns=floor)
+    idx, n = clusterize.clusterize(jagged.to_jagged(t, counts), jagged.to_jagged(a, counts), cfg)
     assert len(idx) == len(n) == len(lists)
     off = offsets_of(counts)
     for i, row in enumerate(lists):
-        ref_idx, ref_n = clusterize_ref(row, a[off[i] : off[i + 1]].tolist(), c)
+        ref_idx, ref_n = clusterize_ref(row, a[off[i] : off[i + 1]].tolist(), c, power, floor)
         assert idx[i].tolist() == ref_idx and n[i] == ref_n
         finite = [k for k in ref_idx if k >= 0]
         assert finite == sorted(finite) and (not finite or finite[-1] == ref_n - 1)

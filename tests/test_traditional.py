@@ -15,8 +15,15 @@ from ccframe.cli import main
 from ccframe.io.config import DataConfig
 from ccframe.io.reader import iter_batches
 from ccframe.kernels.config import ClusterizeConfig, DerivConfig, MatchConfig
-from ccframe.metrics.counting import count_metrics, json_ready, momentum_edges, versus
-from ccframe.reco.config import TuneConfig
+from ccframe.metrics.counting import (
+    calibrated_resolution,
+    count_metrics,
+    json_ready,
+    momentum_edges,
+    versus,
+)
+from ccframe.reco.config import TraditionalConfig, TuneConfig
+from ccframe.reco.stage import tuned_methods
 from ccframe.reco.traditional import (
     METRIC_COLUMNS,
     Accumulator,
@@ -124,6 +131,53 @@ def test_tuned_deriv_finds_most_primary_clusters(pions):
     assert m["cluster_efficiency"] > 0.5  # "most primary clusters"
     assert m["efficiency"] == pytest.approx(0.68, abs=0.04)
     assert m["purity"] == pytest.approx(0.57, abs=0.05)
+
+
+def test_an_adaptive_grid_keeps_the_best_of_both_rules(pions):
+    cfg = TuneConfig(
+        n1=[4.0, 5.0], n2=[0.5], n3=[0.0], n4=[0.5], c_sqrt_ns=[0.1, 0.3],
+        amplitude_power=[0.0, 0.5], min_window_ns=[0.0, 2.0],
+    )  # fmt: skip
+    assert cfg.adaptive and cfg.grid_points == 2 * 2 * 2 * 2
+    tuned, table = tune(pions[:1], cfg)
+    assert len(table) == cfg.grid_points
+    fixed = tuned["fixed_clusterization"]
+    assert fixed["clusterize"]["amplitude_power"] == fixed["clusterize"]["min_window_ns"] == 0
+    # the best of all points is at least as good as the best with the fixed rule
+    best, best_fixed = tuned["calibration"], fixed["calibration"]
+    assert best["relative_resolution_core"] <= best_fixed["relative_resolution_core"]
+    adaptive = [r for r in table if r["amplitude_power"] or r["min_window_ns"]]
+    assert len(adaptive) == 12
+    # two names for the pid stage's comparison
+    methods = tuned_methods(TraditionalConfig(), tuned)
+    assert set(methods) == {"deriv", "deriv_adaptive"}
+    assert methods["deriv"].clusterize.model_dump() == fixed["clusterize"]
+    assert methods["deriv_adaptive"].clusterize.model_dump() == tuned["clusterize"]
+    # a fixed grid has one method, named by its rule
+    plain, _ = tune(
+        pions[:1], cfg.model_copy(update={"amplitude_power": [0.0], "min_window_ns": [0.0]})
+    )
+    assert "fixed_clusterization" not in plain
+    assert set(tuned_methods(TraditionalConfig(), plain)) == {"deriv"}
+
+
+def test_the_calibrated_objective_divides_out_the_response(pions):
+    cfg = TuneConfig(n1=[3.0, 4.0, 5.0], n2=[0.5], n3=[0.0], n4=[0.5], c_sqrt_ns=[0.0, 0.3])
+    calibrated = cfg.model_copy(update={"objective": "calibrated_resolution_core"})
+    tuned, table = tune(pions[:1], calibrated)
+    scores = [r["calibrated_resolution_core"] for r in table]
+    assert tuned["calibration"]["calibrated_resolution_core"] == min(scores)
+    # no bias limit: points far from the truth's mean count are allowed
+    assert any(abs(r["relative_bias"]) > cfg.max_relative_bias for r in table)
+    n_true = np.concatenate([np.asarray(b.truth.n_clusters) for b in pions[:1]])
+    rng = np.random.default_rng(1)
+    noisy = n_true + rng.normal(0, 2, n_true.size)
+    # a linear map of a count does not change its calibrated resolution; shrinking it
+    # towards the mean does not improve it
+    assert calibrated_resolution(noisy, n_true) == pytest.approx(
+        calibrated_resolution(0.5 * noisy + 10, n_true), rel=1e-9
+    )
+    assert np.isnan(calibrated_resolution(np.full(n_true.size, 7.0), n_true))  # no response
 
 
 def test_data_pretrigger_stands_in_for_the_truth(sim_file):

@@ -1,10 +1,18 @@
 """Clusterization: merge time-ordered peaks into primary clusters (docs/algorithms.md,
 "Clusterization").
 
-Peaks are taken in time order (times in ns after the track crossing). A peak joins the
-current cluster if |t - t_highest| < c * sqrt(max(t, 0)), t_highest being the time of the
-cluster's highest peak so far (the first of equal highest); else it opens a new cluster.
-A peak with a NaN time gets cluster -1 and leaves the current cluster unchanged.
+Peaks are taken in time order (times in ns after the track crossing). A peak of height a
+joins the current cluster if |t - t_highest| < w, t_highest being the time of the cluster's
+highest peak so far (the first of equal highest), of height a_highest; else it opens a new
+cluster. The merge window is
+
+    w = max(min_window, c * sqrt(max(t, 0)) * (a_highest / a) ** power)
+
+With power = 0 and min_window = 0 (the defaults) it is the fixed rule c * sqrt(t); the
+adaptive rule widens it for a peak much smaller than the cluster's highest (a secondary
+electron or the ringing of a large pulse) and keeps a floor where sqrt(t) vanishes. The
+ratio counts as 1 where either height is not positive. A peak with a NaN time gets cluster
+-1 and leaves the current cluster unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from ccframe.kernels.jagged import flat, to_jagged
 
 
 @njit(cache=True, nogil=True)
-def _clusterize(times, amps, offsets, c, cluster, counts):
+def _clusterize(times, amps, offsets, c, power, min_window, cluster, counts):
     """cluster[j] = cluster index of peak j within its waveform; counts[i] = clusters of
     waveform i. Returns -1, or the flat index of the first time smaller than the previous
     (non-NaN) one in its list, where the input breaks the time-order contract."""
@@ -38,7 +46,10 @@ def _clusterize(times, amps, offsets, c, cluster, counts):
             if t < t_prev and bad < 0:
                 bad = j
             t_prev = t
-            if n_cl > 0 and abs(t - t_high) < c * math.sqrt(max(t, 0.0)):
+            window = c * math.sqrt(max(t, 0.0))
+            if power != 0.0 and amps[j] > 0.0 and a_high > 0.0:
+                window *= (a_high / amps[j]) ** power
+            if n_cl > 0 and abs(t - t_high) < max(window, min_window):
                 if amps[j] > a_high:
                     t_high = t
                     a_high = amps[j]
@@ -64,7 +75,8 @@ def clusterize(
         raise ValueError("times_ns and amplitudes must have the same list lengths")
     cluster = np.empty(t.size, dtype=np.int32)
     counts = np.empty(offsets.size - 1, dtype=np.int64)
-    bad = _clusterize(t, a, offsets, float(cfg.c_sqrt_ns), cluster, counts)
+    params = (float(cfg.c_sqrt_ns), float(cfg.amplitude_power), float(cfg.min_window_ns))
+    bad = _clusterize(t, a, offsets, *params, cluster, counts)
     if bad >= 0:
         row = int(np.searchsorted(offsets, bad, side="right")) - 1
         raise ValueError(

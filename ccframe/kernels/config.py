@@ -133,13 +133,25 @@ class MatchConfig(_KernelSection):
 
 
 class ClusterizeConfig(_KernelSection):
-    """Clusterization (docs/algorithms.md, "Clusterization"): peaks in time order; a peak joins
-    the current cluster if |t - t_highest| < c_sqrt_ns * sqrt(max(t, 0)), t in ns after the
-    track crossing and t_highest the time of the cluster's highest peak so far; else it opens
-    a new cluster."""
+    """Clusterization (docs/algorithms.md, "Clusterization"): peaks in time order; a peak of
+    height a joins the current cluster if |t - t_highest| < max(min_window_ns, c_sqrt_ns *
+    sqrt(max(t, 0)) * (a_highest / a) ** amplitude_power), t in ns after the track crossing
+    and t_highest, a_highest the time and height of the cluster's highest peak so far; else
+    it opens a new cluster. amplitude_power 0 and min_window_ns 0: the fixed rule."""
 
     c_sqrt_ns: float = Field(0.23, ge=0.0, le=10.0)
     """[sqrt(ns)] c: 0.20-0.26 is typical for He/iC4H10 90/10; 0 makes every peak a cluster."""
+    amplitude_power: float = Field(0.0, ge=0.0, le=4.0)
+    """Adaptive clusterization: the window grows as (a_highest / a) ** amplitude_power for a
+    peak smaller than the cluster's highest; 0: the fixed rule."""
+    min_window_ns: float = Field(0.0, ge=0.0, le=1000.0)
+    """[ns] Adaptive clusterization: the window is never narrower than this (near the wire,
+    where c sqrt(t) vanishes); 0: no floor."""
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether the window depends on more than the drift time (c sqrt(t))."""
+        return self.amplitude_power > 0 or self.min_window_ns > 0
 
 
 class TimeListConfig(_KernelSection):

@@ -86,6 +86,22 @@ def response_slope(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.dot(spread, pred - pred.mean()) / denominator) if denominator > 0 else math.nan
 
 
+def calibrated_resolution(pred: np.ndarray, true: np.ndarray) -> float:
+    """Gaussian-core width of (calibrated - true) / true, where calibrated = (pred - a) / b
+    inverts the least-squares response pred = a + b true (waveforms with true > 0): the
+    resolution a count has once its bias and slope are divided out, so that a count that
+    shrinks towards the mean cannot look precise. NaN when the slope is not positive."""
+    pred = np.asarray(pred, dtype=np.float64)
+    true = np.asarray(true, dtype=np.float64)
+    ok = true > 0
+    pred, true = pred[ok], true[ok]
+    slope = response_slope(pred, true) if true.size > 1 else math.nan
+    if not slope > 0:
+        return math.nan
+    calibrated = (pred - (pred.mean() - slope * true.mean())) / slope
+    return core_sigma((calibrated - true) / true)
+
+
 def response_curve(pred: np.ndarray, true: np.ndarray, min_waveforms: int = 20) -> dict[str, list]:
     """Mean and standard deviation of the predicted count per true count, for the true counts
     of at least `min_waveforms` waveforms (the counter's response curve)."""

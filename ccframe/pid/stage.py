@@ -71,15 +71,13 @@ def count_cells(
     counters: dict[str, Any] | None = None,
     finders: dict[str, TraditionalConfig] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Per cell: truth count, DERIV and D2 (+ clusterization) counts (with the settings of
-    `finders` by algorithm, else `traditional`'s), the two-step chain's count (`ml`), each
-    other trained counter's (`counters`, by name), chord, pdg, momentum, entry."""
+    """Per cell: truth count, each traditional method's count (`finders`, by method name;
+    default: `traditional` as DERIV and as D2), the two-step chain's count (`ml`), each other
+    trained counter's (`counters`, by name), chord, pdg, momentum, entry."""
     sim = steering.simulate
     assert sim is not None
     data = steering.data.model_copy(update={"files": [], "tree": sim.tree, "max_events": None})
-    finders = finders or {}
-    d2 = finders.get("d2") or traditional.model_copy(update={"algorithm": "d2"})
-    deriv = finders.get("deriv") or traditional.model_copy(update={"algorithm": "deriv"})
+    finders = finders or default_finders(traditional)
     cols: dict[str, list[np.ndarray]] = {}
     for batch in iter_batches(data, [str(path)]):
         truth = batch.truth
@@ -90,13 +88,18 @@ def count_cells(
         add("momentum_gev", []).append(np.asarray(truth.momentum_gev))
         add("chord_cm", []).append(np.asarray(truth.chord_cm))
         add("truth", []).append(np.asarray(truth.n_clusters, dtype=np.float64))
-        add("deriv", []).append(reconstruct(batch, deriv.finder, deriv.clusterize).n_clusters)
-        add("d2", []).append(reconstruct(batch, d2.finder, d2.clusterize).n_clusters)
+        for name, cfg in finders.items():
+            add(name, []).append(reconstruct(batch, cfg.finder, cfg.clusterize).n_clusters)
         if chain is not None:
             add("ml", []).append(chain.apply(batch)["n_clusters_ml"].astype(np.float64))
         for name, counter in (counters or {}).items():
             add(name, []).append(counter.count(batch).astype(np.float64))
     return {k: np.concatenate(v) for k, v in cols.items()}
+
+
+def default_finders(traditional: TraditionalConfig) -> dict[str, TraditionalConfig]:
+    """`traditional`'s settings with each peak finder, by algorithm."""
+    return {a: traditional.model_copy(update={"algorithm": a}) for a in ("deriv", "d2")}
 
 
 def track_table(cells: dict[str, np.ndarray], cfg: PidConfig, methods: list[str]) -> dict:
@@ -181,7 +184,7 @@ def run_pid(
 ) -> list[dict[str, Any]]:
     """Simulate, count, separate; write pid_tracks.root, pid.root, pid.json and pid.csv.
     `chain`: the two-step chain (method `ml`), `counters`: other trained counters by name,
-    `finders`: the DERIV and D2 settings by algorithm (default: `traditional`'s)."""
+    `finders`: the traditional methods by name (default: `traditional` as DERIV and D2)."""
     sim = steering.simulate
     if sim is None:
         from ccframe.errors import SteeringError
@@ -194,7 +197,8 @@ def run_pid(
         f"pid: {n} waveforms = {n // cfg.cells} tracks x {cfg.cells} cells "
         f"({len(points(cfg))} species/momentum points) in {time.perf_counter() - t0:.1f} s"
     )
-    methods = ["truth", "deriv", "d2"] + (["ml"] if chain is not None else [])
+    finders = finders or default_finders(traditional)
+    methods = ["truth", *finders] + (["ml"] if chain is not None else [])
     methods += list(counters or {})
     t0 = time.perf_counter()
     cells = count_cells(steering, path, traditional, chain, log, counters, finders)

@@ -188,21 +188,37 @@ def robustness(ctx: RunContext) -> None:
     run_robustness(ctx.artifacts, cfg, chain, ctx.traditional, ctx.log)
 
 
+def traditional_methods(ctx: RunContext) -> dict[str, TraditionalConfig]:
+    """The traditional methods the pid stage compares, by name (`method_name`): the run's
+    algorithm (with its adaptive variant where the tune grid has one, `tuned_methods`) and
+    the other peak finder, tuned the same way when the run has a tune stage, else with its
+    default thresholds."""
+    from ccframe.reco.stage import method_name, tuned_for, tuned_methods
+
+    cfg, tune_cfg = ctx.traditional, ctx.steering.tune
+    given = ctx.steering.traditional is not None and ctx.steering.traditional.thresholds
+    if ctx.tuned is not None and not given:
+        finders = tuned_methods(cfg, ctx.tuned)
+    else:
+        finders = {method_name(cfg): cfg}
+    for algorithm in ("deriv", "d2"):
+        if algorithm == cfg.algorithm:
+            continue
+        if tune_cfg is None:
+            other = cfg.model_copy(update={"algorithm": algorithm})
+            finders[method_name(other)] = other
+        else:  # tuned the same way: compare both peak finders at their best
+            tuned = tuned_for(algorithm, tune_cfg, ctx.data, ctx.files, ctx.run_dir, ctx.log)
+            finders |= tuned_methods(cfg, tuned)
+    return finders
+
+
 def pid(ctx: RunContext) -> None:
     from ccframe.pid.stage import run_pid
 
     assert ctx.steering.pid is not None
     counters = ctx.products.get("counters", {})
-    finders: dict[str, TraditionalConfig] = {ctx.traditional.algorithm: ctx.traditional}
-    tune_cfg = ctx.steering.tune
-    if tune_cfg is not None:  # tune the other peak finder too: compare both at their best
-        from ccframe.reco.stage import tuned_for
-
-        for algorithm in ("deriv", "d2"):
-            if algorithm not in finders:
-                finders[algorithm] = tuned_for(
-                    algorithm, tune_cfg, ctx.traditional, ctx.data, ctx.files, ctx.run_dir, ctx.log
-                )
+    finders = traditional_methods(ctx)
     run_pid(
         ctx.steering,
         ctx.steering.pid,

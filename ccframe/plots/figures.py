@@ -537,7 +537,9 @@ def robustness_plot(
 METHOD_STYLE = {
     "truth": ("truth count", COLORS["truth"], "s"),
     "deriv": ("DERIV + clusterization", COLORS["traditional"], "v"),
+    "deriv_adaptive": ("DERIV + adaptive clusterization", "#f89c20", "<"),
     "d2": ("D2 + clusterization", "#a96b59", "^"),
+    "d2_adaptive": ("D2 + adaptive clusterization", "#94a4a2", ">"),
     "ml": ("ML (LSTM + CNN)", COLORS["ml"], "o"),
     "waveform": ("ML one-step (waveform CNN)", COLORS["waveform"], "D"),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, PositiveInt, field_validator, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig, MatchConfig
 from ccframe.settings import RunFile, Section
@@ -72,11 +72,20 @@ class TuneConfig(Section):
     """[rms] D2 thresholds T2 to try (traditional.d2.t2_rms)."""
     c_sqrt_ns: list[float] = Field(default=[0.0, 0.1, 0.15, 0.2, 0.23, 0.26, 0.3], min_length=1)
     """[sqrt(ns)] Clusterization constants c to try (traditional.clusterize.c_sqrt_ns)."""
-    objective: Literal["relative_resolution_core", "relative_resolution_rms"] = (
-        "relative_resolution_core"
-    )
+    amplitude_power: list[float] = Field(default=[0.0], min_length=1)
+    """Adaptive clusterization exponents to try (traditional.clusterize.amplitude_power); a
+    grid with a value other than 0 here or in min_window_ns is adaptive: the run then keeps
+    the best point of both rules (see `tuned.yaml`'s fixed_clusterization)."""
+    min_window_ns: list[float] = Field(default=[0.0], min_length=1)
+    """[ns] Adaptive clusterization window floors to try (traditional.clusterize.min_window_ns)."""
+    objective: Literal[
+        "relative_resolution_core", "relative_resolution_rms", "calibrated_resolution_core"
+    ] = "relative_resolution_core"
     """What the best point minimises: the Gaussian-core width of (N_reco - N_true)/N_true,
-    or its RMS (which waveforms with very few clusters dominate)."""
+    its RMS (which waveforms with very few clusters dominate), or calibrated_resolution_core:
+    the core width once the count's linear response to N_true is divided out, which rewards
+    following the truth and not only a narrow spread (for particle identification; the bias
+    limit does not apply to it, since the calibration removes any bias)."""
     max_relative_bias: float = Field(0.05, gt=0.0)
     """Points count only if |sum N_reco / sum N_true - 1| is at most this (0.05 = 5%)."""
     max_events: PositiveInt = 2000
@@ -102,11 +111,27 @@ class TuneConfig(Section):
             if self.algorithm == "deriv"
             else (self.t1_rms, self.t2_rms)
         )
-        return math.prod(len(v) for v in (*lists, self.c_sqrt_ns))
+        clusterize = (self.c_sqrt_ns, self.amplitude_power, self.min_window_ns)
+        return math.prod(len(v) for v in (*lists, *clusterize))
 
-    @field_validator("n1", "n2", "n3", "n4", "t1_rms", "t2_rms", "c_sqrt_ns")
+    @property
+    def adaptive(self) -> bool:
+        """Whether the grid holds adaptive clusterization points."""
+        return any(self.amplitude_power) or any(self.min_window_ns)
+
+    @field_validator(
+        "n1", "n2", "n3", "n4", "t1_rms", "t2_rms", "c_sqrt_ns", "amplitude_power", "min_window_ns"
+    )
     @classmethod
     def _non_negative(cls, v: list[float]) -> list[float]:
         if any(x < 0 for x in v):
             raise ValueError("grid values must be >= 0")
+        return v
+
+    @field_validator("amplitude_power", "min_window_ns")
+    @classmethod
+    def _clusterize_range(cls, v: list[float], info: ValidationInfo) -> list[float]:
+        high = ClusterizeConfig.model_fields[str(info.field_name)].metadata[-1].le
+        if any(x > high for x in v):
+            raise ValueError(f"grid values must be <= {high}")
         return v

@@ -43,13 +43,31 @@ def run_tune(
     write_text(run_dir / cfg.output, yaml.safe_dump(tuned, sort_keys=False))
     write_csv(run_dir / table_name, table)
     cal = tuned["calibration"]
-    log(
-        f"tune: {cal['grid_points']} points on {cal['waveforms']} waveforms -> "
-        f"{tuned[tuned['algorithm']]} c={tuned['clusterize']['c_sqrt_ns']}: "
-        f"bias {cal['relative_bias']:+.3f}, resolution {cal['relative_resolution_core']:.3f} "
-        f"(core), {cal['relative_resolution_rms']:.3f} (RMS) (written to {run_dir / cfg.output})"
-    )
+    log(f"tune: {cal['grid_points']} points on {cal['waveforms']} waveforms")
+    for name, chosen in (
+        ("", tuned),
+        (" (fixed clusterization)", tuned.get("fixed_clusterization")),
+    ):
+        if chosen is None:
+            continue
+        cal = chosen["calibration"]
+        log(
+            f"  {tuned['algorithm']}{name} -> {chosen[chosen['algorithm']]} "
+            f"{_clusterization(chosen['clusterize'])}: bias {cal['relative_bias']:+.3f}, "
+            f"resolution {cal['relative_resolution_core']:.3f} (core), "
+            f"{cal['relative_resolution_rms']:.3f} (RMS), "
+            f"{cal['calibrated_resolution_core']:.3f} (core, calibrated)"
+        )
+    log(f"  written to {run_dir / cfg.output}")
     return tuned
+
+
+def _clusterization(cfg: dict[str, Any]) -> str:
+    """c, and the adaptive terms where they are used."""
+    text = f"c={cfg['c_sqrt_ns']}"
+    if cfg.get("amplitude_power") or cfg.get("min_window_ns"):
+        text += f" power={cfg['amplitude_power']} floor={cfg['min_window_ns']} ns"
+    return text
 
 
 def load_thresholds(path: str) -> dict[str, Any]:
@@ -86,20 +104,38 @@ def _parse_thresholds(text: str, path: str) -> dict[str, Any]:
 def tuned_for(
     algorithm: str,
     cfg: TuneConfig,
-    traditional: TraditionalConfig,
     data: DataConfig,
     files: list[str],
     run_dir: Path,
     log: Log,
-) -> TraditionalConfig:
-    """`traditional` with `algorithm` as its peak finder, its thresholds and c tuned on the
-    tune stage's calibration sample with the tune stage's grid and objective (written to
+) -> dict[str, Any]:
+    """The thresholds and clusterization of `algorithm` as its peak finder, tuned on the tune
+    stage's calibration sample with the tune stage's grid and objective (written to
     tuned_<algorithm>.yaml and tune_<algorithm>.csv): so that a comparison of DERIV and D2
     compares both at their best."""
     thresholds, table = tuned_other(algorithm)
     other = cfg.model_copy(update={"algorithm": algorithm, "output": thresholds})
-    tuned = run_tune(other, data, files, run_dir, log, table)
-    return config_with_thresholds(traditional.model_copy(update={"algorithm": algorithm}), tuned)
+    return run_tune(other, data, files, run_dir, log, table)
+
+
+def tuned_methods(
+    traditional: TraditionalConfig, tuned: dict[str, Any]
+) -> dict[str, TraditionalConfig]:
+    """The settings of a tuned set by method name: `<algorithm>` for the best point and, when
+    the grid was adaptive, `<algorithm>` for the best fixed-rule point and
+    `<algorithm>_adaptive` for the best of all."""
+    algorithm = tuned["algorithm"]
+    base = traditional.model_copy(update={"algorithm": algorithm})
+    best = config_with_thresholds(base, tuned)
+    fixed = tuned.get("fixed_clusterization")
+    if fixed is None:
+        return {method_name(best): best}
+    return {algorithm: config_with_thresholds(base, fixed), f"{algorithm}_adaptive": best}
+
+
+def method_name(cfg: TraditionalConfig) -> str:
+    """`deriv` or `d2`, with `_adaptive` for the adaptive clusterization."""
+    return f"{cfg.algorithm}_adaptive" if cfg.clusterize.adaptive else cfg.algorithm
 
 
 def resolve_traditional(cfg: TraditionalConfig, tuned: dict | None) -> TraditionalConfig:

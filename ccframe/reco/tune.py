@@ -13,7 +13,7 @@ from ccframe.errors import InputError
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.clusterize import clusterize
 from ccframe.kernels.config import ClusterizeConfig, D2Config, DerivConfig
-from ccframe.metrics.counting import count_metrics
+from ccframe.metrics.counting import calibrated_resolution, count_metrics
 from ccframe.reco.config import TuneConfig
 from ccframe.reco.traditional import find_peaks, peak_amplitudes, track_times
 
@@ -36,41 +36,68 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
         [ak.to_numpy(b.truth.n_clusters) for b in batches if b.truth is not None]
     )
     table = []
+    clusterings = list(itertools.product(cfg.c_sqrt_ns, cfg.amplitude_power, cfg.min_window_ns))
     for finder in peak_sets(cfg):
         per_batch = []
         for b in batches:
             peaks = find_peaks(b, finder)
             per_batch.append((track_times(b, peaks), peak_amplitudes(b, peaks)))
         params = finder.model_dump()
-        for c in cfg.c_sqrt_ns:
-            cluster_cfg = ClusterizeConfig(c_sqrt_ns=c)
+        for c, power, floor in clusterings:
+            cluster_cfg = ClusterizeConfig(c_sqrt_ns=c, amplitude_power=power, min_window_ns=floor)
             counts = np.concatenate([clusterize(t, a, cluster_cfg)[1] for t, a in per_batch])
             m = count_metrics(counts, n_true)
-            table.append({**params, "c_sqrt_ns": c, **m})
-    allowed = [r for r in table if abs(r["relative_bias"]) <= cfg.max_relative_bias]
+            m["calibrated_resolution_core"] = calibrated_resolution(counts, n_true)
+            table.append({**params, **cluster_cfg.model_dump(), **m})
+    files = sorted({b.file for b in batches})
+    tuned = tuned_set(best_point(table, cfg, adaptive=True), cfg, len(table), n_true.size, files)
+    if cfg.adaptive and any(not _adaptive(r) for r in table):
+        fixed = best_point(table, cfg, adaptive=False)
+        tuned["fixed_clusterization"] = tuned_set(fixed, cfg, len(table), n_true.size, files)
+    return tuned, table
+
+
+def _adaptive(row: dict[str, Any]) -> bool:
+    return bool(row["amplitude_power"] or row["min_window_ns"])
+
+
+def best_point(table: list[dict], cfg: TuneConfig, adaptive: bool) -> dict[str, Any]:
+    """The grid point with the smallest objective among those within the bias limit (the
+    calibrated objective has none), of every point or (`adaptive` False) of the fixed
+    clusterization's."""
+    rows = table if adaptive else [r for r in table if not _adaptive(r)]
+    allowed = rows
+    if cfg.objective != "calibrated_resolution_core":
+        allowed = [r for r in rows if abs(r["relative_bias"]) <= cfg.max_relative_bias]
     if not allowed:
-        closest = min(table, key=lambda r: abs(r["relative_bias"]))
+        closest = min(rows, key=lambda r: abs(r["relative_bias"]))
         raise InputError(
             f"tune: no grid point has |relative bias| <= {cfg.max_relative_bias} "
             f"(closest {closest['relative_bias']:+.3f}); widen the grid or tune.max_relative_bias"
         )
-    best = min(allowed, key=lambda r: _nan_last(r[cfg.objective]))
+    return min(allowed, key=lambda r: _nan_last(r[cfg.objective]))
+
+
+def tuned_set(
+    best: dict[str, Any], cfg: TuneConfig, points: int, waveforms: int, files: list[str]
+) -> dict[str, Any]:
+    """A grid point as tuned.yaml holds it: thresholds, clusterization, calibration figures."""
     names = list(DerivConfig.model_fields if cfg.algorithm == "deriv" else D2Config.model_fields)
-    tuned = {
+    return {
         "algorithm": cfg.algorithm,
         cfg.algorithm: {k: best[k] for k in names},
-        "clusterize": {"c_sqrt_ns": best["c_sqrt_ns"]},
+        "clusterize": {k: best[k] for k in ClusterizeConfig.model_fields},
         "calibration": {
-            "waveforms": int(n_true.size),
-            "files": sorted({b.file for b in batches}),
-            "grid_points": len(table),
+            "waveforms": int(waveforms),
+            "files": files,
+            "grid_points": points,
             "objective": cfg.objective,
             "relative_bias": best["relative_bias"],
             "relative_resolution_rms": best["relative_resolution_rms"],
             "relative_resolution_core": best["relative_resolution_core"],
+            "calibrated_resolution_core": best["calibrated_resolution_core"],
         },
     }
-    return tuned, table
 
 
 def _nan_last(value: float) -> tuple[bool, float]:
