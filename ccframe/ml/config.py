@@ -229,6 +229,57 @@ class WaveformCounterConfig(_ModelConfig):
         return self
 
 
+class PeakMapConfig(_MLSection):
+    """The per-sample model: a fully convolutional network (U-Net) on the whole waveform,
+    normalized as the classifier's windows, that gives for every `output_stride` samples the
+    expected number of clusters whose first electron arrives there, trained against the
+    truth's arrival samples (docs/algorithms.md, "The per-sample peak map"). Clusters are
+    counted as the peaks of that map (or its sum), with no amplitude threshold before any
+    network sees the waveform. Trained and evaluated beside the two-step chain, on the same
+    waveforms, when this section is given."""
+
+    input_compression: Literal["signed_log", "none"] = "signed_log"
+    """As `ml.waveform_counter.input_compression`."""
+    filters: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(
+        default=[16, 24, 32], min_length=1, max_length=8
+    )
+    """Filters of each encoder level: level 0 at the full sampling rate, each next level at
+    half the rate of the one before (a stride-2 Conv1D)."""
+    kernel_size: int = Field(5, gt=0, le=1024)
+    """Length of the encoder's and decoder's Conv1D kernels (the first layer's is 2 longer)."""
+    bottleneck_dilations: list[Annotated[int, Field(gt=0, le=1024)]] = Field(
+        default=[2, 4], max_length=16
+    )
+    """Dilation rates of the Conv1D layers (kernel 3) at the deepest level: they widen the
+    view over neighbouring pulses cheaply."""
+    output_stride: int = Field(2, gt=0, le=128)
+    """Samples per position of the map: the decoder upsamples (x2, with the encoder level's
+    skip connection) until this stride; a power of 2 up to 2 ** (levels - 1)."""
+    activation: Activation = "relu"
+    """Activation of the Conv1D layers."""
+    readout: Literal["peaks", "sum"] = "peaks"
+    """How the map becomes a count: peaks, the number of local maxima above `peak_threshold`
+    (one per resolved cluster); sum, the map's integral (the expected number of clusters)."""
+    peak_threshold: float = Field(0.25, gt=0.0, le=10.0)
+    """[clusters per position] Height a local maximum of the map needs to count (readout
+    peaks)."""
+    calibrate_response: bool = True
+    """Fit the count's response on the validation split and fold its inverse into the saved
+    model (as `ml.counter.calibrate_response`)."""
+    training: TrainingConfig = TrainingConfig(batch_size=64, epochs=15, patience=4)
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> PeakMapConfig:
+        deepest = 2 ** (len(self.filters) - 1)
+        stride = self.output_stride
+        if stride & (stride - 1) or stride > deepest:
+            raise ValueError(
+                f"output_stride {stride} must be a power of 2 up to {deepest} (2 ** (levels - "
+                f"1) with {len(self.filters)} filters)"
+            )
+        return self
+
+
 class MLConfig(_MLSection):
     """The two-step ML reconstruction, trained and evaluated on the input. The traditional
     algorithm (the `traditional:` section, tuned when a tune stage ran) is evaluated on the
@@ -240,6 +291,10 @@ class MLConfig(_MLSection):
     waveform_counter: WaveformCounterConfig | None = None
     """The one-step counter on whole waveforms, trained and evaluated beside the two-step
     chain when given (its count is `waveform` in the metrics, `n_clusters_waveform` in the
+    predictions)."""
+    peak_map: PeakMapConfig | None = None
+    """The per-sample model (U-Net peak map), trained and evaluated beside the two-step chain
+    when given (its count is `peak_map` in the metrics, `n_clusters_peak_map` in the
     predictions)."""
     threads: int = Field(0, ge=0, le=256)
     """TensorFlow intra- and inter-op threads (0: TensorFlow's choice)."""

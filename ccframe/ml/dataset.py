@@ -42,7 +42,7 @@ from ccframe.reco.traditional import (
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 SPLIT_NAMES = ("train", "validation", "test")
-CACHE_VERSION = 4
+CACHE_VERSION = 5
 PER_WAVEFORM = (
     "split",
     "n_clusters",
@@ -88,6 +88,15 @@ class Dataset:
     n_samples: int
     peak_truth: str = ELECTRONS  # where the labels come from: electrons or labelled_peaks
     waveforms: np.ndarray | None = None  # (n, n_samples) float16 normalized (waveform models)
+    cluster_start: np.ndarray | None = None  # (sum n_clusters,) float32, with the waveforms
+
+    @property
+    def cluster_offsets(self) -> np.ndarray:
+        """(n + 1,) int64: the clusters of waveform i are rows offsets[i]:offsets[i+1] of
+        `cluster_start`."""
+        offsets = np.zeros(self.n_waveforms + 1, dtype=np.int64)
+        np.cumsum(self.n_clusters, out=offsets[1:])
+        return offsets
 
     @property
     def clusters_known(self) -> bool:
@@ -124,6 +133,9 @@ class Dataset:
                 rows = max(1, COPY_ROWS // max(1, self.n_samples))
                 for lo in range(0, self.n_waveforms, rows):
                     writer.append("waveforms", self.waveforms[lo : lo + rows])
+            if self.cluster_start is not None:
+                for lo in range(0, self.cluster_start.size, COPY_ROWS):
+                    writer.append("cluster_start", self.cluster_start[lo : lo + COPY_ROWS])
             writer.append("n_candidates", np.diff(self.offsets))
             writer.close(self.attrs())
         except BaseException:
@@ -154,6 +166,7 @@ class Dataset:
         values: dict[str, Any] = {name: np.array(arrays[name]) for name in PER_WAVEFORM}
         values |= {name: arrays[name] for name in ("windows", "label", "cluster", "position")}
         values["waveforms"] = arrays.get("waveforms")
+        values["cluster_start"] = arrays.get("cluster_start")
         if offsets[-1] != values["label"].size:
             raise InputError(f"{folder}: candidate counts do not add up to the candidates")
         return cls(
@@ -400,7 +413,27 @@ def batch_arrays(
         # float16 halves the bytes; the samples (up to a few hundred noise RMS) keep 3
         # significant digits
         out["waveforms"] = normalize(batch, cfg.window).astype(np.float16)
+        if peak_truth(truth) == ELECTRONS:
+            out["cluster_start"] = cluster_starts(truth, batch.sampling_ghz)
     return out
+
+
+def cluster_starts(truth: ak.Array, sampling_ghz: float) -> np.ndarray:
+    """(sum n_clusters,) float32: the sample at which each true cluster's first electron
+    arrives, (earliest electron_time_ns + pretrigger_ns) * sampling_ghz, clusters in order
+    per waveform (NaN for a cluster without electrons)."""
+    n_clusters = ak.to_numpy(truth.n_clusters).astype(np.int64)
+    time, e_off = flat(truth.electron_time_ns, np.float64)
+    cluster, _ = flat(truth.electron_cluster, np.int64)
+    c_off = np.zeros(n_clusters.size + 1, dtype=np.int64)
+    np.cumsum(n_clusters, out=c_off[1:])
+    row = np.repeat(np.arange(n_clusters.size), np.diff(e_off))
+    start = np.full(int(c_off[-1]), np.inf)
+    np.minimum.at(start, c_off[row] + cluster, time)
+    pretrigger = np.repeat(ak.to_numpy(truth.pretrigger_ns).astype(np.float64), n_clusters)
+    start = (start + pretrigger) * sampling_ghz
+    start[~np.isfinite(start)] = np.nan
+    return start.astype(np.float32)
 
 
 def normalize(batch: WaveformBatch, cfg: WindowConfig) -> np.ndarray:

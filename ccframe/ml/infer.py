@@ -19,7 +19,7 @@ from ccframe.ml.chain import Backend, Chain, accepted_counts, candidate_record
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import traditional_of_run
 from ccframe.reco.traditional import reconstruct, truth_branches
-from ccframe.runfolder.artifacts import WAVEFORM_COUNTER_FILE, Artifacts
+from ccframe.runfolder.artifacts import COUNTER_FILES, Artifacts
 
 TRUTH_TYPES = {
     "momentum_gev": np.float64,
@@ -77,9 +77,10 @@ def infer(
     backend: Backend = "keras",
 ) -> dict[str, Any]:
     """Apply the chain saved in `run_dir` to `files`, and its traditional algorithm with the
-    thresholds the run used, and the run's one-step waveform counter if it has one; write
-    the `predictions` tree. Backend `onnx` runs the networks that `ccframe export` wrote
-    with ONNX Runtime (no TensorFlow, so no waveform counter); `mixed` only the counter."""
+    thresholds the run used, and the run's counters on whole waveforms (one-step counter,
+    peak map) where it has them; write the `predictions` tree. Backend `onnx` runs the
+    networks that `ccframe export` wrote with ONNX Runtime (no TensorFlow, so no counter on
+    whole waveforms); `mixed` only the time-list counter."""
     if output.exists() and not force:
         raise OutputError(f"{output}: exists; use --force to replace it")
     if not run_dir.is_dir():
@@ -87,13 +88,15 @@ def infer(
     chain = Chain.load(run_dir, batch, data=data, files=files, backend=backend)
     traditional = traditional_of_run(Artifacts.of_run(run_dir))
     counters = {}
-    if (run_dir / WAVEFORM_COUNTER_FILE).is_file():
+    for name, file in COUNTER_FILES.items():
+        if not (run_dir / file).is_file():
+            continue
         if backend == "onnx":
-            log(f"infer: {WAVEFORM_COUNTER_FILE} not applied (it runs with Keras only)")
+            log(f"infer: {file} not applied (it runs with Keras only)")
         else:
             from ccframe.ml.waveform import WaveformCounter
 
-            counters["waveform"] = WaveformCounter.load(run_dir, chain.settings.window)
+            counters[name] = WaveformCounter.load(run_dir, chain.settings.window, file=file)
     t0 = time.perf_counter()
     progress = Progress("infer", log)
     out = prefetch(chunks(chain, traditional, iter_batches(data, files), files, counters))

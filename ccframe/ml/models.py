@@ -10,6 +10,7 @@ from ccframe.ml.config import (
     ClassifierConfig,
     CounterConfig,
     OptimizerConfig,
+    PeakMapConfig,
     WaveformCounterConfig,
     _ModelConfig,
 )
@@ -149,6 +150,94 @@ def build_waveform_counter(
         x = layers.Dense(1, kernel_initializer=cfg.kernel_initializer, name="scaled_count")(x)
     outputs = layers.Rescaling(count_scale, name="count")(x)
     return keras.Model(inputs, outputs, name="waveform_counter")
+
+
+@keras.saving.register_keras_serializable(package="ccframe")
+class PeakCount(keras.layers.Layer):  # type: ignore[name-defined,misc]
+    """(batch, positions) map -> (batch, 1): the number of positions that are a maximum of
+    their three-position neighbourhood and above `threshold`."""
+
+    def __init__(self, threshold: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.threshold = float(threshold)
+
+    def call(self, x: Any) -> Any:
+        ops = keras.ops
+        column = ops.expand_dims(x, -1)
+        local = ops.squeeze(ops.max_pool(column, 3, strides=1, padding="same"), -1)
+        peaks = ops.logical_and(ops.greater_equal(x, local), ops.greater(x, self.threshold))
+        return ops.sum(ops.cast(peaks, x.dtype), axis=-1, keepdims=True)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package="ccframe")
+class MapSum(keras.layers.Layer):  # type: ignore[name-defined,misc]
+    """(batch, positions) map -> (batch, 1): its sum."""
+
+    def call(self, x: Any) -> Any:
+        return keras.ops.sum(x, axis=-1, keepdims=True)
+
+
+def peak_map_length(cfg: PeakMapConfig, n_samples: int) -> tuple[int, int]:
+    """(samples after padding to a multiple of the deepest level's stride, map positions)."""
+    deepest = 2 ** (len(cfg.filters) - 1)
+    padded = -(-n_samples // deepest) * deepest
+    return padded, padded // cfg.output_stride
+
+
+def build_peak_map(cfg: PeakMapConfig, n_samples: int, mean_count: float) -> keras.Model:
+    """U-Net on the normalized waveform (batch, n_samples) -> (batch, positions): the
+    expected clusters starting in each `output_stride` samples (softplus, its bias starting
+    every position at mean_count / positions). The waveform is zero-padded at its end to a
+    multiple of the deepest level's stride; encoder level i runs at stride 2 ** i."""
+    padded, positions = peak_map_length(cfg, n_samples)
+    inputs = keras.Input((n_samples,), name="waveform")
+    x = layers.Reshape((n_samples, 1), name="samples")(inputs)
+    if padded > n_samples:
+        x = layers.ZeroPadding1D((0, padded - n_samples), name="pad")(x)
+    if cfg.input_compression == "signed_log":
+        x = SignedLog(name="signed_log")(x)
+
+    def conv(x: Any, filters: int, name: str, **kw: Any) -> Any:
+        kw.setdefault("kernel_size", cfg.kernel_size)
+        return layers.Conv1D(filters, padding="same", activation=cfg.activation, name=name, **kw)(x)
+
+    skips = []
+    for level, filters in enumerate(cfg.filters):
+        if level == 0:
+            x = conv(x, filters, "encode_0", kernel_size=cfg.kernel_size + 2)
+        else:
+            x = conv(x, filters, f"encode_{level}", strides=2)
+        skips.append(x)
+    for i, rate in enumerate(cfg.bottleneck_dilations):
+        x = conv(x, cfg.filters[-1], f"dilated_{i}", kernel_size=3, dilation_rate=rate)
+    level = len(cfg.filters) - 1
+    while 2**level > cfg.output_stride:
+        level -= 1
+        x = layers.UpSampling1D(2, name=f"upsample_{level}")(x)
+        x = layers.Concatenate(name=f"skip_{level}")([x, skips[level]])
+        x = conv(x, cfg.filters[level], f"decode_{level}")
+    start = math.log(math.expm1(max(mean_count, 1e-3) / positions))
+    x = layers.Conv1D(
+        1,
+        1,
+        activation="softplus",
+        bias_initializer=keras.initializers.Constant(start),
+        name="density",
+    )(x)
+    outputs = layers.Reshape((positions,), name="map")(x)
+    return keras.Model(inputs, outputs, name="peak_map")
+
+
+def peak_map_counter(density: keras.Model, cfg: PeakMapConfig) -> keras.Model:
+    """The map model with its readout: waveform -> (batch, 1) clusters."""
+    if cfg.readout == "peaks":
+        count = PeakCount(cfg.peak_threshold, name="peak_count")(density.output)
+    else:
+        count = MapSum(name="map_sum")(density.output)
+    return keras.Model(density.input, count, name="peak_map_counter")
 
 
 def optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:

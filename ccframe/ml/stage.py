@@ -51,6 +51,11 @@ def ml_data(cfg: MLConfig, data: DataConfig) -> DataConfig:
     return data.model_copy(update={"max_events": cfg.dataset.max_events or data.max_events})
 
 
+def needs_waveforms(cfg: MLConfig) -> bool:
+    """Whether the dataset must store the waveforms (a model on whole waveforms is set)."""
+    return cfg.waveform_counter is not None or cfg.peak_map is not None
+
+
 def dataset_cache(
     cfg: MLConfig,
     data: DataConfig,
@@ -64,7 +69,7 @@ def dataset_cache(
     if not dcfg.cache:
         return None
     data = ml_data(cfg, data)
-    waveforms = cfg.waveform_counter is not None
+    waveforms = needs_waveforms(cfg)
     key = cache_key(files, data.model_dump(exclude={"files"}), dcfg, traditional, seed, waveforms)
     return run_dir.parent / dcfg.cache_dir / f"ml-dataset-{key}"
 
@@ -92,7 +97,7 @@ def dataset_builder(
     """A `DatasetBuilder` for a pass over the input read with `data`, writing the dataset
     into `cache` (None: a temporary folder)."""
     max_events = ml_data(cfg, data).max_events
-    waveforms = cfg.waveform_counter is not None
+    waveforms = needs_waveforms(cfg)
     return DatasetBuilder(cfg.dataset, traditional, seed, max_events, cache, waveforms)
 
 
@@ -212,7 +217,7 @@ def train_chain(
 ) -> tuple[dict[str, Any], Chain, dict[str, Any]]:
     """Train, evaluate and save the chain (and the one-step counter when configured) on a
     dataset; return the metrics (unavailable ones as None), the trained chain and the other
-    trained counters by name (`waveform`: a `WaveformCounter`)."""
+    trained counters by name (`waveform`, `peak_map`: `WaveformCounter`s)."""
     configure(cfg.device, cfg.threads, seed)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -259,6 +264,12 @@ def train_chain(
 
         counters["waveform"], extra["waveform_counter"], counts["waveform"] = (
             train_waveform_counter(cfg, ds, settings.window, seed, run_dir, log)
+        )
+    if cfg.peak_map is not None:
+        from ccframe.ml.peakmap import train_peak_map
+
+        counters["peak_map"], extra["peak_map"], counts["peak_map"] = train_peak_map(
+            cfg, ds, settings.window, seed, run_dir, log
         )
 
     test = split == TEST

@@ -38,11 +38,18 @@ class WaveformCounter:
         self.n_samples = int(model.input_shape[1])
 
     @classmethod
-    def load(cls, folder: Path, window: WindowConfig, batch: int = 256) -> WaveformCounter:
+    def load(
+        cls,
+        folder: Path,
+        window: WindowConfig,
+        batch: int = 256,
+        file: str = WAVEFORM_COUNTER_FILE,
+    ) -> WaveformCounter:
+        """The counter saved as `file` in `folder` (an `InputError` if it cannot be read)."""
         import ccframe.ml.models  # noqa: F401  (registers the custom layers)
         from ccframe.ml.runtime import keras
 
-        path = folder / WAVEFORM_COUNTER_FILE
+        path = folder / file
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as exc:  # missing, truncated or foreign files
@@ -53,7 +60,7 @@ class WaveformCounter:
         """(n,) float32 counts of a reader batch's waveforms."""
         if batch.n_samples != self.n_samples:
             raise InputError(
-                f"{batch.file}: {batch.n_samples} samples per waveform; the waveform counter "
+                f"{batch.file}: {batch.n_samples} samples per waveform; the {self.model.name} "
                 f"was trained on {self.n_samples}"
             )
         # rounded to float16 as the training waveforms were stored: the same inputs exactly

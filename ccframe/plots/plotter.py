@@ -84,7 +84,7 @@ class Plotter:
         self.plots.append(Plot(name, caption, save(fig, self.folder, name, self.formats)))
 
     def training(self) -> None:
-        for model in ("classifier", "counter", "waveform_counter"):
+        for model in ("classifier", "counter", "waveform_counter", "peak_map"):
             path = self.artifacts.path(history_file(model))
             if not path.is_file():
                 continue

@@ -24,6 +24,7 @@ COLORS = {
     "truth": "#333333",
     "noise": "#bd1f01",
     "waveform": "#832db6",
+    "peak_map": "#1b9e3e",
 }
 
 

@@ -35,6 +35,10 @@ ONNX_META = "onnx.json"
 PLOTS = "plots"
 WAVEFORM_COUNTER_FILE = "waveform_counter.keras"
 """The one-step counter on whole waveforms (`ml.waveform_counter`)."""
+PEAK_MAP_FILE = "peak_map.keras"
+"""The per-sample peak map with its count readout (`ml.peak_map`)."""
+COUNTER_FILES = {"waveform": WAVEFORM_COUNTER_FILE, "peak_map": PEAK_MAP_FILE}
+"""The saved counters on whole waveforms, by method name."""
 
 
 def tuned_other(algorithm: str) -> tuple[str, str]:
