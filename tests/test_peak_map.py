@@ -112,6 +112,8 @@ def test_ml_stage_trains_the_peak_map_and_infer_applies_it(tmp_path, capsys):
         ["n_clusters_peak_map", "entry"], library="np"
     )
     assert np.all(np.isfinite(tree["n_clusters_peak_map"]))
+    branch = uproot.open(run / "predictions.root")["predictions"]["n_clusters_peak_map"]
+    assert branch.typename == "float"  # as data/README.md documents it
     order = np.argsort(tree["entry"])
 
     out = tmp_path / "inferred.root"
