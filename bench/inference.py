@@ -16,9 +16,9 @@ waveforms into a temporary ROOT file, and measures in one process, on both cores
 - every stage of the chain timed alone (read + baseline, candidates, windows, LSTM, time
   list, CNN), and ways of calling the LSTM (`model.predict`, compiled, compiled + XLA).
 
-With --waveform, the one-step counter of `ml.waveform_counter` (random weights; its
-defaults when the steering file has none) is timed on the same file, read included,
-against the chain end to end.
+With --waveform, the one-step counter of `ml.waveform_counter` and the per-sample peak map
+of `ml.peak_map` with its peak readout (random weights; their defaults when the steering
+file has none) are timed on the same file, read included, against the chain end to end.
 
 With --onnx (needs `pip install 'ccframe[onnx]'`) the same chain is saved, exported with
 `ccframe export`'s code and loaded once per backend (`Chain.load(..., backend=...)`: keras,
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,8 @@ def main() -> None:
     parser.add_argument(
         "--waveform",
         action="store_true",
-        help="also time the one-step waveform counter (ml.waveform_counter, or its defaults)",
+        help="also time the one-step waveform counter and the peak map (ml.waveform_counter, "
+        "ml.peak_map, or their defaults)",
     )
     args = parser.parse_args()
     steering = load_steering(args.steering)
@@ -176,7 +178,7 @@ def main() -> None:
         )
     if args.waveform:
         chain_rate = one_step.pop("two-step chain end to end")
-        print(f"one-step waveform counter against the two-step chain (best of {args.repeat}, "
+        print(f"counters on whole waveforms against the two-step chain (best of {args.repeat}, "
               "interleaved, read included):")  # fmt: skip
         print(f"  {'two-step chain end to end':<34s} {chain_rate:>10,.0f} waveforms/s")
         for name, rate in one_step.items():
@@ -185,26 +187,33 @@ def main() -> None:
 
 
 def waveform_rates(chain: Chain, ml, n_samples: int, path: Path, data, repeat: int):
-    """Waveforms/s of the one-step counter (random weights, the steering file's topology or
-    the defaults) on every batch of the file, read and normalization included, and of the
-    chain end to end, interleaved."""
-    from ccframe.ml.config import WaveformCounterConfig
-    from ccframe.ml.models import build_waveform_counter
+    """Waveforms/s of the one-step counter and of the peak map (random weights, the steering
+    file's topologies or the defaults) on every batch of the file, read and normalization
+    included, and of the chain end to end, interleaved."""
+    from ccframe.ml.config import PeakMapConfig, WaveformCounterConfig
+    from ccframe.ml.models import build_peak_map, build_waveform_counter, peak_map_counter
     from ccframe.ml.waveform import WaveformCounter
 
-    cfg = ml.waveform_counter or WaveformCounterConfig()
-    model = build_waveform_counter(cfg, n_samples, 20.0)
-    counter = WaveformCounter(model, chain.settings.window)
+    map_cfg = ml.peak_map or PeakMapConfig()
+    models = {
+        "one-step counter": build_waveform_counter(
+            ml.waveform_counter or WaveformCounterConfig(), n_samples, 20.0
+        ),
+        "peak map": peak_map_counter(build_peak_map(map_cfg, n_samples, 20.0), map_cfg),
+    }
     files = [str(path)]
     jobs = {
         "two-step chain end to end": lambda: sum(
             len(b) for b, _, _ in chain.apply_all(iter_batches(data, files))
-        ),
-        f"one-step counter ({model.count_params():,} parameters)": lambda: sum(
-            len(counter.count(b)) for b in iter_batches(data, files)
-        ),
+        )
     }
-    counter.count(next(iter_batches(data.model_copy(update={"max_events": 64}), files)))
+    warm = next(iter_batches(data.model_copy(update={"max_events": 64}), files))
+    for name, model in models.items():
+        counter = WaveformCounter(model, chain.settings.window)
+        counter.count(warm)
+        jobs[f"{name} ({model.count_params():,} parameters)"] = partial(
+            lambda c: sum(len(c.count(b)) for b in iter_batches(data, files)), counter
+        )
     rates: dict[str, float] = {}
     for _ in range(repeat):
         for name, job in jobs.items():

@@ -442,7 +442,8 @@ class Chain:
         return Prepared(batch, windows, position, offsets)
 
     def finish(self, prepared: Prepared) -> dict[str, Any]:
-        """The networks' half of `apply`: scores, accepted peaks, time lists, counts."""
+        """The networks' half of `apply`: scores, accepted peaks, time lists, counts (and each
+        candidate's normalized amplitude, its window's centre)."""
         s = self.settings
         scores = self.score(prepared.windows)
         accept = scores > s.threshold
@@ -452,6 +453,7 @@ class Chain:
             "offsets": prepared.offsets,
             "score": scores,
             "accept": accept,
+            "amplitude": prepared.windows[:, s.window.before, 0],
             "n_clusters_ml": counts,
         }
 

@@ -280,6 +280,31 @@ class PeakMapConfig(_MLSection):
         return self
 
 
+class PeakSequenceConfig(_MLSection):
+    """Per-peak clusterization: a bidirectional recurrent network over the sequence of one
+    waveform's peak candidates (their classifier scores, amplitudes, times and gaps to the
+    neighbours) gives each candidate the probability that it is the first found electron of
+    a cluster; the count is the sum of those probabilities (docs/algorithms.md, "Per-peak
+    clusterization"). Uses the two-step chain's candidates and classifier; trained beside it
+    when this section is given."""
+
+    max_candidates: int = Field(128, gt=0, le=4096)
+    """Candidates per waveform the network sees, in time order (the later ones are left
+    out)."""
+    recurrent: Literal["gru", "lstm"] = "gru"
+    """The bidirectional recurrent layer over the candidates."""
+    units: int = Field(32, gt=0, le=MAX_UNITS)
+    """Units per direction of the recurrent layer."""
+    dense: list[Annotated[int, Field(gt=0, le=MAX_UNITS)]] = Field(default=[16], max_length=16)
+    """Hidden Dense layers applied to every candidate after the recurrent layer."""
+    activation: Activation = "relu"
+    """Activation of the hidden Dense layers."""
+    calibrate_response: bool = True
+    """Fit the count's response on the validation split and fold its inverse into the saved
+    model (as `ml.counter.calibrate_response`)."""
+    training: TrainingConfig = TrainingConfig(batch_size=128, epochs=20, patience=4)
+
+
 class MLConfig(_MLSection):
     """The two-step ML reconstruction, trained and evaluated on the input. The traditional
     algorithm (the `traditional:` section, tuned when a tune stage ran) is evaluated on the
@@ -296,6 +321,10 @@ class MLConfig(_MLSection):
     """The per-sample model (U-Net peak map), trained and evaluated beside the two-step chain
     when given (its count is `peak_map` in the metrics, `n_clusters_peak_map` in the
     predictions)."""
+    peak_sequence: PeakSequenceConfig | None = None
+    """Per-peak clusterization over the chain's candidates, trained and evaluated beside the
+    two-step chain when given (its count is `peak_sequence` in the metrics,
+    `n_clusters_peak_sequence` in the predictions)."""
     threads: int = Field(0, ge=0, le=256)
     """TensorFlow intra- and inter-op threads (0: TensorFlow's choice)."""
     device: Literal["cpu", "gpu"] = "cpu"

@@ -15,11 +15,12 @@ from ccframe.io.prefetch import prefetch
 from ccframe.io.reader import WaveformBatch, iter_batches
 from ccframe.io.rootwrite import write_tree
 from ccframe.logs import Log, Progress, with_progress
+from ccframe.ml.apply import count_with
 from ccframe.ml.chain import Backend, Chain, accepted_counts, candidate_record
 from ccframe.reco.config import TraditionalConfig
 from ccframe.reco.stage import traditional_of_run
 from ccframe.reco.traditional import reconstruct, truth_branches
-from ccframe.runfolder.artifacts import COUNTER_FILES, Artifacts
+from ccframe.runfolder.artifacts import COUNTER_FILES, PEAK_SEQUENCE_FILE, Artifacts
 
 TRUTH_TYPES = {
     "momentum_gev": np.float64,
@@ -56,7 +57,10 @@ def chunks(
             "event_id": np.asarray(truth.pop("event_id", entry), dtype=np.int64),
             **{k: np.asarray(v, dtype=TRUTH_TYPES.get(k)) for k, v in truth.items()},
             "n_clusters_ml": out["n_clusters_ml"],
-            **{f"n_clusters_{name}": c.count(batch) for name, c in (counters or {}).items()},
+            **{
+                f"n_clusters_{name}": count_with(c, batch, out)
+                for name, c in (counters or {}).items()
+            },
             "n_clusters_traditional": np.asarray(n_traditional, dtype=np.int64),
             "n_peaks": accepted_counts(out["offsets"], out["accept"]),
             "candidate": candidate_record(
@@ -87,7 +91,7 @@ def infer(
         raise InputError(f"{run_dir}: no such run folder")
     chain = Chain.load(run_dir, batch, data=data, files=files, backend=backend)
     traditional = traditional_of_run(Artifacts.of_run(run_dir))
-    counters = {}
+    counters: dict[str, Any] = {}
     for name, file in COUNTER_FILES.items():
         if not (run_dir / file).is_file():
             continue
@@ -97,6 +101,10 @@ def infer(
             from ccframe.ml.waveform import WaveformCounter
 
             counters[name] = WaveformCounter.load(run_dir, chain.settings.window, file=file)
+    if (run_dir / PEAK_SEQUENCE_FILE).is_file():
+        from ccframe.ml.sequence import SequenceCounter
+
+        counters["peak_sequence"] = SequenceCounter.load(run_dir)
     t0 = time.perf_counter()
     progress = Progress("infer", log)
     out = prefetch(chunks(chain, traditional, iter_batches(data, files), files, counters))

@@ -11,6 +11,7 @@ from ccframe.ml.config import (
     CounterConfig,
     OptimizerConfig,
     PeakMapConfig,
+    PeakSequenceConfig,
     WaveformCounterConfig,
     _ModelConfig,
 )
@@ -238,6 +239,41 @@ def peak_map_counter(density: keras.Model, cfg: PeakMapConfig) -> keras.Model:
     else:
         count = MapSum(name="map_sum")(density.output)
     return keras.Model(density.input, count, name="peak_map_counter")
+
+
+def build_peak_sequence(cfg: PeakSequenceConfig, length: int) -> keras.Model:
+    """Bidirectional GRU/LSTM over (batch, length, features) candidate sequences -> per
+    candidate Dense layers -> (batch, length, 1) probability that the candidate is the first
+    found electron of a cluster (`ccframe.ml.sequence.FEATURES`)."""
+    from ccframe.ml.sequence import FEATURES
+
+    inputs = keras.Input((length, len(FEATURES)), name="candidates")
+    kind = layers.GRU if cfg.recurrent == "gru" else layers.LSTM
+    x = layers.Bidirectional(
+        kind(cfg.units, return_sequences=True, name=cfg.recurrent), name="bidirectional"
+    )(inputs)
+    for i, units in enumerate(cfg.dense):
+        x = layers.Dense(units, activation=cfg.activation, name=f"dense_{i}")(x)
+    outputs = layers.Dense(1, activation="sigmoid", name="first_of_cluster")(x)
+    return keras.Model(inputs, outputs, name="peak_sequence")
+
+
+@keras.saving.register_keras_serializable(package="ccframe")
+class PresentSum(keras.layers.Layer):  # type: ignore[name-defined,misc]
+    """(probabilities (batch, length, 1), candidates (batch, length, features)) -> (batch,
+    1): the sum of the probabilities over the positions that hold a candidate (the last
+    feature is 1 there, 0 for padding)."""
+
+    def call(self, inputs: Any) -> Any:
+        probability, candidates = inputs
+        present = candidates[..., -1:]
+        return keras.ops.sum(probability * present, axis=(1, 2))[:, None]
+
+
+def sequence_counter(labeller: keras.Model) -> keras.Model:
+    """The per-peak labeller with its count: candidates -> (batch, 1) clusters."""
+    count = PresentSum(name="count")([labeller.output, labeller.input])
+    return keras.Model(labeller.input, count, name="peak_sequence_counter")
 
 
 def optimizer(cfg: OptimizerConfig) -> keras.optimizers.Optimizer:

@@ -217,7 +217,8 @@ def train_chain(
 ) -> tuple[dict[str, Any], Chain, dict[str, Any]]:
     """Train, evaluate and save the chain (and the one-step counter when configured) on a
     dataset; return the metrics (unavailable ones as None), the trained chain and the other
-    trained counters by name (`waveform`, `peak_map`: `WaveformCounter`s)."""
+    trained counters by name (`waveform`, `peak_map`: `WaveformCounter`s; `peak_sequence`: a
+    `SequenceCounter`, which counts from the chain's outputs)."""
     configure(cfg.device, cfg.threads, seed)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -264,6 +265,12 @@ def train_chain(
 
         counters["waveform"], extra["waveform_counter"], counts["waveform"] = (
             train_waveform_counter(cfg, ds, settings.window, seed, run_dir, log)
+        )
+    if cfg.peak_sequence is not None:
+        from ccframe.ml.sequence import train_peak_sequence
+
+        counters["peak_sequence"], extra["peak_sequence"], counts["peak_sequence"] = (
+            train_peak_sequence(cfg, ds, scores, seed, run_dir, log)
         )
     if cfg.peak_map is not None:
         from ccframe.ml.peakmap import train_peak_map

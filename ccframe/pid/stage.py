@@ -16,6 +16,7 @@ from ccframe.io.reader import iter_batches
 from ccframe.io.rootwrite import write_tree
 from ccframe.logs import Log
 from ccframe.metrics.counting import fmt
+from ccframe.ml.apply import count_with
 from ccframe.pid.config import PidConfig
 from ccframe.pid.separation import (
     cell_separation,
@@ -90,10 +91,11 @@ def count_cells(
         add("truth", []).append(np.asarray(truth.n_clusters, dtype=np.float64))
         for name, cfg in finders.items():
             add(name, []).append(reconstruct(batch, cfg.finder, cfg.clusterize).n_clusters)
-        if chain is not None:
-            add("ml", []).append(chain.apply(batch)["n_clusters_ml"].astype(np.float64))
+        out = chain.apply(batch) if chain is not None else None
+        if out is not None:
+            add("ml", []).append(out["n_clusters_ml"].astype(np.float64))
         for name, counter in (counters or {}).items():
-            add(name, []).append(counter.count(batch).astype(np.float64))
+            add(name, []).append(count_with(counter, batch, out).astype(np.float64))
     return {k: np.concatenate(v) for k, v in cols.items()}
 
 

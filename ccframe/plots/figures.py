@@ -542,6 +542,7 @@ METHOD_STYLE = {
     "d2_adaptive": ("D2 + adaptive clusterization", "#94a4a2", ">"),
     "ml": ("ML (LSTM + CNN)", COLORS["ml"], "o"),
     "waveform": ("ML one-step (waveform CNN)", COLORS["waveform"], "D"),
+    "peak_sequence": ("ML per-peak (GRU over peaks)", COLORS["peak_sequence"], "X"),
     "peak_map": ("ML peak map (U-Net)", COLORS["peak_map"], "P"),
 }
 

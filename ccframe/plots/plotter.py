@@ -84,7 +84,8 @@ class Plotter:
         self.plots.append(Plot(name, caption, save(fig, self.folder, name, self.formats)))
 
     def training(self) -> None:
-        for model in ("classifier", "counter", "waveform_counter", "peak_map"):
+        models = ("classifier", "counter", "waveform_counter", "peak_sequence", "peak_map")
+        for model in models:
             path = self.artifacts.path(history_file(model))
             if not path.is_file():
                 continue

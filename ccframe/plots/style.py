@@ -25,6 +25,7 @@ COLORS = {
     "noise": "#bd1f01",
     "waveform": "#832db6",
     "peak_map": "#1b9e3e",
+    "peak_sequence": "#0b4f8a",
 }
 
 

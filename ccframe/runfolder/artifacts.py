@@ -37,6 +37,8 @@ WAVEFORM_COUNTER_FILE = "waveform_counter.keras"
 """The one-step counter on whole waveforms (`ml.waveform_counter`)."""
 PEAK_MAP_FILE = "peak_map.keras"
 """The per-sample peak map with its count readout (`ml.peak_map`)."""
+PEAK_SEQUENCE_FILE = "peak_sequence.keras"
+"""The per-peak clusterizer over the chain's candidates (`ml.peak_sequence`)."""
 COUNTER_FILES = {"waveform": WAVEFORM_COUNTER_FILE, "peak_map": PEAK_MAP_FILE}
 """The saved counters on whole waveforms, by method name."""
 
