@@ -49,6 +49,13 @@ def test_shipped_method_comparison_runs_small(tmp_path, capsys):
         "ml.waveform_counter.strides=[8, 1]",
         "ml.waveform_counter.dilations=[1, 2]",
         "ml.waveform_counter.training.epochs=1",
+        "ml.peak_map.filters=[4, 4]",
+        "ml.peak_map.bottleneck_dilations=[2]",
+        "ml.peak_map.training.epochs=1",
+        "ml.peak_sequence.units=4",
+        "ml.peak_sequence.dense=[4]",
+        "ml.peak_sequence.training.epochs=1",
+        "tune.t1_rms=[3.0, 4.0]",
         "pid.tracks=6",
         "pid.cells=20",
         "pid.momenta_gev=[2.0, 10.0]",
@@ -60,11 +67,17 @@ def test_shipped_method_comparison_runs_small(tmp_path, capsys):
     run = tmp_path / "cmp"
     rows = json.loads((run / "pid.json").read_text())
     assert {"waveform", "waveform_err", "waveform_over_truth_err", "waveform_cell"} <= set(rows[0])
+    # every method on the same tracks: both peak finders with both clusterization rules
+    methods = {"deriv", "deriv_adaptive", "d2", "d2_adaptive", "ml", "peak_sequence", "peak_map"}
+    assert {f"{m}_over_truth" for m in methods} <= set(rows[0])
     counts = json.loads((run / "metrics.json").read_text())["ml"]["count_test"]
-    assert {"ml", "waveform", "traditional"} <= set(counts)
+    assert {"ml", "waveform", "peak_map", "peak_sequence", "traditional"} <= set(counts)
     for name in ("pid_K_pi", "pid_share_K_pi", "response", "counts_2d_waveform"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 5000
-    assert "ML one-step (waveform CNN)" in (run / "report.html").read_text()
+    report = (run / "report.html").read_text()
+    assert "ML one-step (waveform CNN)" in report and "DERIV + adaptive clusterization" in report
+    steering = yaml.safe_load((run / "steering.yaml").read_text())
+    assert steering["data"]["tail_cancellation_ns"] == 5.0
     capsys.readouterr()
 
 
