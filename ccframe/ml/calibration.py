@@ -12,13 +12,19 @@ the count follow the truth with slope 1 and shows the resolution the information
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
+from ccframe.io.atomic import atomic_path
 from ccframe.logs import Log
 from ccframe.metrics.counting import response_slope
+
+C = TypeVar("C")
 
 MIN_SLOPE = 0.3
 """Below this fitted slope the counter barely responds to the truth (undertrained, or too
@@ -91,3 +97,40 @@ def calibrate(
     calibration = fit_response(counts[validation], n_true[validation])
     log(calibration.message(name))
     return calibrated(model, calibration), calibration.apply(counts), calibration.record()
+
+
+def finish_counter(
+    model: Any,
+    make: Callable[[Any], C],
+    count_all: Callable[[C], np.ndarray],
+    validation: np.ndarray,
+    n_true: np.ndarray,
+    enabled: bool,
+    name: str,
+    path: Path,
+    log: Log,
+) -> tuple[C, np.ndarray, dict[str, Any]]:
+    """The last steps of training a counter: count every waveform with `make(model)` (timed),
+    calibrate when `enabled` (`calibrate`), save the model to `path` (atomically). Returns
+    the counter, its counts and a record (calibration, parameters, inference rate)."""
+    counter = make(model)
+    t0 = time.perf_counter()
+    counts = count_all(counter)
+    rate = counts.size / max(time.perf_counter() - t0, 1e-9)
+    info: dict[str, Any] = {}
+    if enabled:
+        model, counts, info["response_calibration"] = calibrate(
+            model, counts, validation, n_true, name, log
+        )
+        counter = make(model)
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return (
+        counter,
+        counts,
+        info
+        | {
+            "parameters": model.count_params(),
+            "inference_waveforms_per_s": round(rate, 1),
+        },
+    )

@@ -9,18 +9,16 @@ is applied as a `WaveformCounter`."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ccframe.errors import InputError
-from ccframe.io.atomic import atomic_path
 from ccframe.kernels.config import WindowConfig
 from ccframe.logs import Log
 from ccframe.ml.batches import StreamedBatches
-from ccframe.ml.calibration import calibrate
+from ccframe.ml.calibration import finish_counter
 from ccframe.ml.config import MLConfig, PeakMapConfig
 from ccframe.ml.dataset import TRAIN, VALIDATION, Dataset
 from ccframe.ml.train import fit
@@ -103,7 +101,8 @@ def train_peak_map(
     from ccframe.ml.models import build_peak_map, peak_map_counter, peak_map_length
 
     pcfg: PeakMapConfig | None = cfg.peak_map
-    if pcfg is None or ds.waveforms is None:
+    waveforms = ds.waveforms
+    if pcfg is None or waveforms is None:
         raise InputError("ml.peak_map: the ML dataset holds no waveforms")
     if ds.cluster_start is None:
         raise InputError(
@@ -127,31 +126,21 @@ def train_peak_map(
         run_dir / history("peak_map"),
         log,
     )
-    model = peak_map_counter(density, pcfg)
-    counter = WaveformCounter(model, window)
-    t0 = time.perf_counter()
-    counts = counter.count_normalized(ds.waveforms)
-    rate = ds.n_waveforms / max(time.perf_counter() - t0, 1e-9)
-    extra: dict[str, Any] = {}
-    if pcfg.calibrate_response:
-        model, counts, extra["response_calibration"] = calibrate(
-            model, counts, val, ds.n_clusters, "peak map", log
-        )
-        counter = WaveformCounter(model, window)
-    with atomic_path(run_dir / PEAK_MAP_FILE) as tmp:
-        model.save(tmp)
-    info = (
-        result.summary()
-        | extra
-        | {
-            "parameters": model.count_params(),
-            "count_scale": scale,
-            "positions": positions,
-            "inference_waveforms_per_s": round(rate, 1),
-        }
+    counter, counts, extra = finish_counter(
+        peak_map_counter(density, pcfg),
+        lambda m: WaveformCounter(m, window),
+        lambda c: c.count_normalized(waveforms),
+        val,
+        ds.n_clusters,
+        pcfg.calibrate_response,
+        "peak map",
+        run_dir / PEAK_MAP_FILE,
+        log,
     )
+    info = result.summary() | extra | {"count_scale": scale, "positions": positions}
     log(
-        f"  peak map: {model.count_params():,} parameters, {positions} positions of {stride} "
-        f"samples, trained in {result.wall_s:.0f} s, counts {rate:,.0f} waveforms/s"
+        f"  peak map: {extra['parameters']:,} parameters, {positions} positions of {stride} "
+        f"samples, trained in {result.wall_s:.0f} s, counts "
+        f"{extra['inference_waveforms_per_s']:,.0f} waveforms/s"
     )
     return counter, info, counts

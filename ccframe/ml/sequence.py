@@ -6,17 +6,15 @@ chain's candidates and classifier scores, so it runs after the chain, on its out
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ccframe.errors import InputError
-from ccframe.io.atomic import atomic_path
 from ccframe.logs import Log
 from ccframe.ml.batches import StreamedBatches
-from ccframe.ml.calibration import calibrate
+from ccframe.ml.calibration import finish_counter
 from ccframe.ml.config import MLConfig, PeakSequenceConfig
 from ccframe.ml.dataset import TRAIN, VALIDATION, Dataset
 from ccframe.ml.train import expected_initial_loss, fit
@@ -191,31 +189,21 @@ def train_peak_sequence(
         run_dir / history("peak_sequence"),
         log,
     )
-    model = sequence_counter(labeller)
-    counter = SequenceCounter(model)
-    t0 = time.perf_counter()
-    args = (ds.sampling_ghz, ds.n_samples)
-    counts = counter.count_candidates(ds.position, ds.offsets, scores, amplitude, *args)
-    rate = ds.n_waveforms / max(time.perf_counter() - t0, 1e-9)
-    extra: dict[str, Any] = {}
-    if scfg.calibrate_response:
-        model, counts, extra["response_calibration"] = calibrate(
-            model, counts, val, ds.n_clusters, "peak sequence", log
-        )
-        counter = SequenceCounter(model)
-    with atomic_path(run_dir / PEAK_SEQUENCE_FILE) as tmp:
-        model.save(tmp)
-    info = (
-        result.summary()
-        | extra
-        | {
-            "parameters": model.count_params(),
-            "first_of_cluster_share": round(share, 4),
-            "inference_waveforms_per_s": round(rate, 1),
-        }
+    geometry = (ds.sampling_ghz, ds.n_samples)
+    counter, counts, extra = finish_counter(
+        sequence_counter(labeller),
+        SequenceCounter,
+        lambda c: c.count_candidates(ds.position, ds.offsets, scores, amplitude, *geometry),
+        val,
+        ds.n_clusters,
+        scfg.calibrate_response,
+        "peak sequence",
+        run_dir / PEAK_SEQUENCE_FILE,
+        log,
     )
+    info = result.summary() | extra | {"first_of_cluster_share": round(share, 4)}
     log(
-        f"  peak sequence: {model.count_params():,} parameters, trained in "
-        f"{result.wall_s:.0f} s, counts {rate:,.0f} waveforms/s"
+        f"  peak sequence: {extra['parameters']:,} parameters, trained in "
+        f"{result.wall_s:.0f} s, counts {extra['inference_waveforms_per_s']:,.0f} waveforms/s"
     )
     return counter, info, counts

@@ -5,19 +5,17 @@ memory map; applied to reader batches by `WaveformCounter`."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ccframe.errors import InputError
-from ccframe.io.atomic import atomic_path
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.config import WindowConfig
 from ccframe.logs import Log
 from ccframe.ml.batches import ArrayBatches
-from ccframe.ml.calibration import calibrate
+from ccframe.ml.calibration import finish_counter
 from ccframe.ml.chain import Predictor
 from ccframe.ml.config import MLConfig, WaveformCounterConfig
 from ccframe.ml.dataset import TRAIN, VALIDATION, Dataset, normalize
@@ -98,7 +96,8 @@ def train_waveform_counter(
     from ccframe.ml.runtime import keras
 
     wcfg = cfg.waveform_counter
-    if wcfg is None or ds.waveforms is None:
+    waveforms = ds.waveforms
+    if wcfg is None or waveforms is None:
         raise InputError("ml.waveform_counter: the ML dataset holds no waveforms")
     train, val = np.flatnonzero(ds.split == TRAIN), np.flatnonzero(ds.split == VALIDATION)
     n_true = ds.n_clusters.astype(np.float32)
@@ -109,8 +108,8 @@ def train_waveform_counter(
     batch = wcfg.training.batch_size
     result = fit(
         scaled,
-        ArrayBatches(ds.waveforms, y, train, batch, seed, True),
-        ArrayBatches(ds.waveforms, y, val, batch),
+        ArrayBatches(waveforms, y, train, batch, seed, True),
+        ArrayBatches(waveforms, y, val, batch),
         wcfg.training,
         wcfg.loss,
         [keras.metrics.MeanAbsoluteError(name="mae_scaled")],
@@ -119,29 +118,20 @@ def train_waveform_counter(
         run_dir / history("waveform_counter"),
         log,
     )
-    counter = WaveformCounter(model, window)
-    t0 = time.perf_counter()
-    counts = counter.count_normalized(ds.waveforms)
-    rate = ds.n_waveforms / max(time.perf_counter() - t0, 1e-9)
-    extra: dict[str, Any] = {}
-    if wcfg.calibrate_response:
-        model, counts, extra["response_calibration"] = calibrate(
-            model, counts, val, ds.n_clusters, "waveform counter", log
-        )
-        counter = WaveformCounter(model, window)
-    with atomic_path(run_dir / WAVEFORM_COUNTER_FILE) as tmp:
-        model.save(tmp)
-    info = (
-        result.summary()
-        | extra
-        | {
-            "parameters": model.count_params(),
-            "count_scale": scale,
-            "inference_waveforms_per_s": round(rate, 1),
-        }
+    counter, counts, extra = finish_counter(
+        model,
+        lambda m: WaveformCounter(m, window),
+        lambda c: c.count_normalized(waveforms),
+        val,
+        ds.n_clusters,
+        wcfg.calibrate_response,
+        "waveform counter",
+        run_dir / WAVEFORM_COUNTER_FILE,
+        log,
     )
+    info = result.summary() | extra | {"count_scale": scale}
     log(
-        f"  waveform counter: {model.count_params():,} parameters, trained in "
-        f"{result.wall_s:.0f} s, counts {rate:,.0f} waveforms/s"
+        f"  waveform counter: {extra['parameters']:,} parameters, trained in "
+        f"{result.wall_s:.0f} s, counts {extra['inference_waveforms_per_s']:,.0f} waveforms/s"
     )
     return counter, info, counts
