@@ -139,6 +139,10 @@ def test_an_adaptive_grid_keeps_the_best_of_both_rules(pions):
         amplitude_power=[0.0, 0.5], min_window_ns=[0.0, 2.0],
     )  # fmt: skip
     assert cfg.adaptive and cfg.grid_points == 2 * 2 * 2 * 2
+    with pytest.raises(ValueError, match="grid values must be <= 4.0"):
+        TuneConfig(amplitude_power=[5.0])
+    with pytest.raises(ValueError, match="grid values must be >= 0"):
+        TuneConfig(min_window_ns=[-1.0])
     tuned, table = tune(pions[:1], cfg)
     assert len(table) == cfg.grid_points
     fixed = tuned["fixed_clusterization"]
