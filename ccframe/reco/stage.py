@@ -47,6 +47,7 @@ def run_tune(
     for name, chosen in (
         ("", tuned),
         (" (fixed clusterization)", tuned.get("fixed_clusterization")),
+        (" (adaptive clusterization)", tuned.get("adaptive_clusterization")),
     ):
         if chosen is None:
             continue
@@ -121,16 +122,18 @@ def tuned_for(
 def tuned_methods(
     traditional: TraditionalConfig, tuned: dict[str, Any]
 ) -> dict[str, TraditionalConfig]:
-    """The settings of a tuned set by method name: `<algorithm>` for the best point and, when
-    the grid was adaptive, `<algorithm>` for the best fixed-rule point and
-    `<algorithm>_adaptive` for the best of all."""
+    """The settings of a tuned set by method name: `<algorithm>` (or `<algorithm>_adaptive`)
+    for its best point or, when the grid held both clusterization rules, `<algorithm>` for
+    the fixed rule's best point and `<algorithm>_adaptive` for the adaptive rule's."""
     algorithm = tuned["algorithm"]
     base = traditional.model_copy(update={"algorithm": algorithm})
-    best = config_with_thresholds(base, tuned)
-    fixed = tuned.get("fixed_clusterization")
-    if fixed is None:
+    if "fixed_clusterization" not in tuned:
+        best = config_with_thresholds(base, tuned)
         return {method_name(best): best}
-    return {algorithm: config_with_thresholds(base, fixed), f"{algorithm}_adaptive": best}
+    return {
+        algorithm: config_with_thresholds(base, tuned["fixed_clusterization"]),
+        f"{algorithm}_adaptive": config_with_thresholds(base, tuned["adaptive_clusterization"]),
+    }
 
 
 def method_name(cfg: TraditionalConfig) -> str:

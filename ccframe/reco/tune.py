@@ -50,10 +50,11 @@ def tune(batches: list[WaveformBatch], cfg: TuneConfig) -> tuple[dict[str, Any],
             m["calibrated_resolution_core"] = calibrated_resolution(counts, n_true)
             table.append({**params, **cluster_cfg.model_dump(), **m})
     files = sorted({b.file for b in batches})
-    tuned = tuned_set(best_point(table, cfg, adaptive=True), cfg, len(table), n_true.size, files)
-    if cfg.adaptive and any(not _adaptive(r) for r in table):
-        fixed = best_point(table, cfg, adaptive=False)
-        tuned["fixed_clusterization"] = tuned_set(fixed, cfg, len(table), n_true.size, files)
+    tuned = tuned_set(best_point(table, cfg), cfg, len(table), n_true.size, files)
+    if cfg.adaptive and any(not _adaptive(r) for r in table):  # both rules: each one's best
+        for key, adaptive in (("fixed_clusterization", False), ("adaptive_clusterization", True)):
+            best = best_point(table, cfg, adaptive=adaptive, only=True)
+            tuned[key] = tuned_set(best, cfg, len(table), n_true.size, files)
     return tuned, table
 
 
@@ -61,11 +62,13 @@ def _adaptive(row: dict[str, Any]) -> bool:
     return bool(row["amplitude_power"] or row["min_window_ns"])
 
 
-def best_point(table: list[dict], cfg: TuneConfig, adaptive: bool) -> dict[str, Any]:
+def best_point(
+    table: list[dict], cfg: TuneConfig, adaptive: bool = True, only: bool = False
+) -> dict[str, Any]:
     """The grid point with the smallest objective among those within the bias limit (the
-    calibrated objective has none), of every point or (`adaptive` False) of the fixed
-    clusterization's."""
-    rows = table if adaptive else [r for r in table if not _adaptive(r)]
+    calibrated objective has none): of every point, or (`only`) of the adaptive rule's
+    points (`adaptive`) or of the fixed rule's."""
+    rows = [r for r in table if _adaptive(r) == adaptive] if only else table
     allowed = rows
     if cfg.objective != "calibrated_resolution_core":
         allowed = [r for r in rows if abs(r["relative_bias"]) <= cfg.max_relative_bias]
