@@ -547,6 +547,15 @@ METHOD_STYLE = {
 }
 
 
+def method_legend(ax: Any, entries: int, top: float) -> None:
+    """The legend of a per-method plot in columns above the data (whose largest value is
+    `top`), with room made for it: many methods would otherwise cover the points."""
+    columns = 1 if entries <= 4 else 2
+    rows = -(-entries // columns)
+    ax.set_ylim(0, top * (1.15 + 0.085 * rows))
+    ax.legend(loc="upper center", ncol=columns, fontsize=11 if columns > 1 else 13)
+
+
 def separation_plot(rows: list[dict[str, Any]], pair: str, ax: Any = None) -> list[Any]:
     """Separation power versus momentum for each counting method, with bootstrap errors, and
     the ideal Poisson curve."""
@@ -565,8 +574,8 @@ def separation_plot(rows: list[dict[str, Any]], pair: str, ax: Any = None) -> li
     ax.set_xscale("log")
     ax.set_xlabel("momentum [GeV/c]")
     ax.set_ylabel(f"{pair} separation power [$\\sigma$]")
-    ax.set_ylim(bottom=0)
-    ax.legend(loc="best", fontsize=13)
+    tops = [max(r["poisson"], r.get("truth", 0.0) + r.get("truth_err", 0.0)) for r in sel]
+    method_legend(ax, len(artists), max(tops, default=1.0))
     experiment_label(ax, rlabel=f"{sel[0]['track_length_cm']:.0f} cm tracks" if sel else "")
     return artists
 
@@ -590,8 +599,7 @@ def share_plot(rows: list[dict[str, Any]], pair: str, ax: Any = None) -> list[An
     ax.set_xscale("log")
     ax.set_xlabel("momentum [GeV/c]")
     ax.set_ylabel(f"{pair} separation / truth's")
-    ax.set_ylim(0, 1.2)
-    ax.legend(loc="lower right", fontsize=13)
+    method_legend(ax, len(artists), 1.0)
     experiment_label(ax, rlabel=f"{sel[0]['track_length_cm']:.0f} cm tracks" if sel else "")
     return artists
 

@@ -23,7 +23,7 @@ from ccframe.ml.dataset import TEST
 from ccframe.plots import figures
 from ccframe.plots.report import read_json, read_metrics, traditional_algorithm, write_report
 from ccframe.plots.style import axes, save, use_style
-from ccframe.plots.text import count_name, label, sig
+from ccframe.plots.text import MODEL_COUNTS, count_name, label, sig
 from ccframe.runfolder.artifacts import (
     PID,
     PLOTS,
@@ -316,8 +316,9 @@ def make_plots(
             "ml": ak.to_numpy(pred["n_clusters_ml"][test]).astype(float),
             "traditional": ak.to_numpy(pred["n_clusters_traditional"][test]).astype(float),
         }
-        if "n_clusters_waveform" in pred.fields:
-            counts["waveform"] = ak.to_numpy(pred["n_clusters_waveform"][test]).astype(float)
+        for name in MODEL_COUNTS:
+            if f"n_clusters_{name}" in pred.fields:
+                counts[name] = ak.to_numpy(pred[f"n_clusters_{name}"][test]).astype(float)
         n_true = ak.to_numpy(pred["n_clusters_true"][test])
         momentum = (
             ak.to_numpy(pred["momentum_gev"][test]) if "momentum_gev" in pred.fields else None

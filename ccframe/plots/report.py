@@ -35,6 +35,7 @@ from ccframe.ml.dataset import TEST
 from ccframe.plots import figures
 from ccframe.plots.text import (
     ALGORITHMS,
+    MODEL_COUNTS,
     PARTICLES,
     _h,
     count_name,
@@ -128,8 +129,9 @@ def _evaluate_ml(artifacts: Artifacts, ml: dict[str, Any], seed: int, method: st
         "ml": ak.to_numpy(pred["n_clusters_ml"][test]),
         "traditional": ak.to_numpy(pred["n_clusters_traditional"][test]),
     }
-    if "n_clusters_waveform" in tree:
-        counts["waveform"] = tree["n_clusters_waveform"].array(library="np")[test]
+    for name in MODEL_COUNTS:
+        if f"n_clusters_{name}" in tree:
+            counts[name] = tree[f"n_clusters_{name}"].array(library="np")[test]
     scores = pred["candidate_score"][test]
     per_waveform = ak.to_numpy(ak.num(scores))
     classifier = bootstrap_classifier(

@@ -162,8 +162,12 @@ def _h(text: str) -> str:
 COUNT_NAMES = {
     "ml": "ML (LSTM + CNN)",
     "waveform": "ML one-step (waveform CNN)",
+    "peak_sequence": "ML per-peak (GRU over peaks)",
+    "peak_map": "ML peak map (U-Net)",
     "traditional": "traditional",
 }
+MODEL_COUNTS = ("waveform", "peak_sequence", "peak_map")
+"""Counts of the optional models, `n_clusters_<name>` in predictions.root when trained."""
 ALGORITHMS = {"deriv": "DERIV", "d2": "D2"}
 PARTICLES = {"e": "e", "mu": "\u03bc", "pi": "\u03c0", "K": "K", "p": "p"}
 
