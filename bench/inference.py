@@ -16,9 +16,10 @@ waveforms into a temporary ROOT file, and measures in one process, on both cores
 - every stage of the chain timed alone (read + baseline, candidates, windows, LSTM, time
   list, CNN), and ways of calling the LSTM (`model.predict`, compiled, compiled + XLA).
 
-With --waveform, the one-step counter of `ml.waveform_counter` and the per-sample peak map
-of `ml.peak_map` with its peak readout (random weights; their defaults when the steering
-file has none) are timed on the same file, read included, against the chain end to end.
+With --waveform, the one-step counter of `ml.waveform_counter`, the per-sample peak map of
+`ml.peak_map` with its peak readout and the chain followed by the per-peak clusterization of
+`ml.peak_sequence` (random weights; their defaults when the steering file has none) are
+timed on the same file, read included, against the chain end to end.
 
 With --onnx (needs `pip install 'ccframe[onnx]'`) the same chain is saved, exported with
 `ccframe export`'s code and loaded once per backend (`Chain.load(..., backend=...)`: keras,
@@ -190,8 +191,15 @@ def waveform_rates(chain: Chain, ml, n_samples: int, path: Path, data, repeat: i
     """Waveforms/s of the one-step counter and of the peak map (random weights, the steering
     file's topologies or the defaults) on every batch of the file, read and normalization
     included, and of the chain end to end, interleaved."""
-    from ccframe.ml.config import PeakMapConfig, WaveformCounterConfig
-    from ccframe.ml.models import build_peak_map, build_waveform_counter, peak_map_counter
+    from ccframe.ml.config import PeakMapConfig, PeakSequenceConfig, WaveformCounterConfig
+    from ccframe.ml.models import (
+        build_peak_map,
+        build_peak_sequence,
+        build_waveform_counter,
+        peak_map_counter,
+        sequence_counter,
+    )
+    from ccframe.ml.sequence import SequenceCounter
     from ccframe.ml.waveform import WaveformCounter
 
     map_cfg = ml.peak_map or PeakMapConfig()
@@ -207,6 +215,19 @@ def waveform_rates(chain: Chain, ml, n_samples: int, path: Path, data, repeat: i
             len(b) for b, _, _ in chain.apply_all(iter_batches(data, files))
         )
     }
+    seq_cfg = ml.peak_sequence or PeakSequenceConfig()
+    per_peak = SequenceCounter(
+        sequence_counter(build_peak_sequence(seq_cfg, seq_cfg.max_candidates))
+    )
+
+    def chain_and_per_peak() -> int:
+        n = 0
+        for b, out, _ in chain.apply_all(iter_batches(data, files)):
+            n += len(per_peak.count_from(out, b.sampling_ghz, b.n_samples))
+        return n
+
+    name = f"chain + per-peak ({per_peak.model.count_params():,} parameters)"
+    jobs[name] = chain_and_per_peak
     warm = next(iter_batches(data.model_copy(update={"max_events": 64}), files))
     for name, model in models.items():
         counter = WaveformCounter(model, chain.settings.window)
