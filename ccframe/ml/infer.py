@@ -82,7 +82,8 @@ def infer(
 ) -> dict[str, Any]:
     """Apply the chain saved in `run_dir` to `files`, and its traditional algorithm with the
     thresholds the run used, and the run's counters on whole waveforms (one-step counter,
-    peak map) where it has them; write the `predictions` tree. Backend `onnx` runs the
+    peak map) and its per-peak clusterization where it has them; write the `predictions`
+    tree. Backend `onnx` runs the
     networks that `ccframe export` wrote with ONNX Runtime (no TensorFlow, so no counter on
     whole waveforms); `mixed` only the time-list counter."""
     if output.exists() and not force:
@@ -92,19 +93,19 @@ def infer(
     chain = Chain.load(run_dir, batch, data=data, files=files, backend=backend)
     traditional = traditional_of_run(Artifacts.of_run(run_dir))
     counters: dict[str, Any] = {}
-    for name, file in COUNTER_FILES.items():
+    for name, file in {**COUNTER_FILES, "peak_sequence": PEAK_SEQUENCE_FILE}.items():
         if not (run_dir / file).is_file():
             continue
         if backend == "onnx":
             log(f"infer: {file} not applied (it runs with Keras only)")
+        elif name == "peak_sequence":
+            from ccframe.ml.sequence import SequenceCounter
+
+            counters[name] = SequenceCounter.load(run_dir)
         else:
             from ccframe.ml.waveform import WaveformCounter
 
             counters[name] = WaveformCounter.load(run_dir, chain.settings.window, file=file)
-    if (run_dir / PEAK_SEQUENCE_FILE).is_file():
-        from ccframe.ml.sequence import SequenceCounter
-
-        counters["peak_sequence"] = SequenceCounter.load(run_dir)
     t0 = time.perf_counter()
     progress = Progress("infer", log)
     out = prefetch(chunks(chain, traditional, iter_batches(data, files), files, counters))
