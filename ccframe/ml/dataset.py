@@ -24,7 +24,7 @@ from ccframe.errors import InputError
 from ccframe.io.reader import WaveformBatch
 from ccframe.kernels.candidates import find_candidates
 from ccframe.kernels.config import WindowConfig
-from ccframe.kernels.jagged import flat
+from ccframe.kernels.jagged import flat, offsets_from_counts
 from ccframe.kernels.matching import match_labelled
 from ccframe.kernels.windows import slice_windows, window_scale
 from ccframe.ml.config import DatasetConfig
@@ -94,9 +94,7 @@ class Dataset:
     def cluster_offsets(self) -> np.ndarray:
         """(n + 1,) int64: the clusters of waveform i are rows offsets[i]:offsets[i+1] of
         `cluster_start`."""
-        offsets = np.zeros(self.n_waveforms + 1, dtype=np.int64)
-        np.cumsum(self.n_clusters, out=offsets[1:])
-        return offsets
+        return offsets_from_counts(self.n_clusters)
 
     @property
     def clusters_known(self) -> bool:
@@ -160,9 +158,7 @@ class Dataset:
         if attrs.get("version") != CACHE_VERSION:
             version = attrs.get("version")
             raise InputError(f"{folder}: dataset version {version}, expected {CACHE_VERSION}")
-        counts = np.asarray(arrays.pop("n_candidates"))
-        offsets = np.zeros(counts.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
+        offsets = offsets_from_counts(np.asarray(arrays.pop("n_candidates")))
         values: dict[str, Any] = {name: np.array(arrays[name]) for name in PER_WAVEFORM}
         values |= {name: arrays[name] for name in ("windows", "label", "cluster", "position")}
         values["waveforms"] = arrays.get("waveforms")
@@ -425,8 +421,7 @@ def cluster_starts(truth: ak.Array, sampling_ghz: float) -> np.ndarray:
     n_clusters = ak.to_numpy(truth.n_clusters).astype(np.int64)
     time, e_off = flat(truth.electron_time_ns, np.float64)
     cluster, _ = flat(truth.electron_cluster, np.int64)
-    c_off = np.zeros(n_clusters.size + 1, dtype=np.int64)
-    np.cumsum(n_clusters, out=c_off[1:])
+    c_off = offsets_from_counts(n_clusters)
     row = np.repeat(np.arange(n_clusters.size), np.diff(e_off))
     start = np.full(int(c_off[-1]), np.inf)
     np.minimum.at(start, c_off[row] + cluster, time)
