@@ -24,6 +24,20 @@ def offsets_from_counts(counts: np.ndarray) -> np.ndarray:
     return offsets
 
 
+def gather_rows(
+    offsets: np.ndarray, rows: np.ndarray, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The items of rows `rows` (the first `limit` of each when given), flattened in order:
+    for each item, its position in `rows`, its rank within its row and its flat index."""
+    rows = np.asarray(rows, dtype=np.int64)
+    counts = offsets[rows + 1] - offsets[rows]
+    if limit is not None:
+        counts = np.minimum(counts, limit)
+    which = np.repeat(np.arange(rows.size), counts)
+    rank = np.arange(which.size) - (np.cumsum(counts) - counts)[which]
+    return which, rank, offsets[rows][which] + rank
+
+
 def from_offsets(content: np.ndarray, offsets: np.ndarray) -> ak.Array:
     """An awkward list array over `content` (not copied) with the given int64 offsets."""
     layout = ak.contents.ListOffsetArray(

@@ -16,6 +16,7 @@ import numpy as np
 
 from ccframe.errors import InputError
 from ccframe.kernels.config import WindowConfig
+from ccframe.kernels.jagged import gather_rows
 from ccframe.logs import Log
 from ccframe.ml.batches import StreamedBatches
 from ccframe.ml.calibration import finish_counter
@@ -35,10 +36,7 @@ def target_maps(
     """(len(rows), positions) float32: clusters starting in each `stride` samples of each
     waveform `rows` (cluster starts of waveform i: starts[offsets[i]:offsets[i+1]], in
     samples); starts outside the map count at its nearest end, NaN starts not at all."""
-    counts = offsets[rows + 1] - offsets[rows]
-    which = np.repeat(np.arange(rows.size), counts)
-    first = np.cumsum(counts) - counts  # where each waveform's clusters begin in `take`
-    take = offsets[rows][which] + np.arange(which.size) - first[which]
+    which, _, take = gather_rows(offsets, rows)
     sample = np.asarray(starts[take], dtype=np.float64)
     ok = np.isfinite(sample)
     position = np.clip(np.floor(sample[ok] / stride), 0, positions - 1).astype(np.int64)

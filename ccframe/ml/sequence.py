@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ccframe.errors import InputError
+from ccframe.kernels.jagged import gather_rows
 from ccframe.logs import Log
 from ccframe.ml.batches import StreamedBatches
 from ccframe.ml.calibration import finish_counter
@@ -42,11 +43,7 @@ def sequence_features(
     of each waveform `rows` (candidates of waveform i: offsets[i]:offsets[i+1], in sample
     order), and the flat indices of those candidates (row-major, -1 for padding)."""
     rows = np.asarray(rows, dtype=np.int64)
-    counts = np.minimum(offsets[rows + 1] - offsets[rows], length)
-    which = np.repeat(np.arange(rows.size), counts)
-    first = np.cumsum(counts) - counts
-    rank = np.arange(which.size) - first[which]
-    take = offsets[rows][which] + rank
+    which, rank, take = gather_rows(offsets, rows, length)
     full = offsets[rows + 1] - offsets[rows]
     pos = position[take].astype(np.float64)
     previous = np.where(rank > 0, position[np.maximum(take - 1, 0)], 0).astype(np.float64)
