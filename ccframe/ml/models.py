@@ -4,8 +4,10 @@ time lists, and the one-step counter on whole waveforms."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
+from ccframe.errors import InputError
 from ccframe.ml.config import (
     ClassifierConfig,
     CounterConfig,
@@ -18,6 +20,16 @@ from ccframe.ml.config import (
 from ccframe.ml.runtime import keras
 
 layers = keras.layers
+
+
+def load_saved(path: Path) -> keras.Model:
+    """A model saved by ccframe (its custom layers registered here), without its training
+    configuration; an `InputError` naming the file when it is missing, truncated or
+    foreign."""
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # missing, truncated or foreign files
+        raise InputError(f"{path}: cannot load the model ({exc})") from None
 
 
 def _regularizer(cfg: _ModelConfig) -> Any:

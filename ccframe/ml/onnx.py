@@ -130,6 +130,7 @@ def _require(*modules: str, what: str) -> None:
 
 
 def _export(run_dir: Path, settings: ChainSettings, log: Callable[[str], None]) -> dict[str, Any]:
+    from ccframe.ml.models import load_saved
     from ccframe.ml.runtime import keras, tf
 
     sources = _sources(run_dir)  # before the models are read: what was exported
@@ -137,11 +138,7 @@ def _export(run_dir: Path, settings: ChainSettings, log: Callable[[str], None]) 
     check: dict[str, float] = {}
     rng = np.random.default_rng(0)
     for net in NETWORKS:
-        path = run_dir / net.keras_file
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as exc:  # truncated or foreign files
-            raise InputError(f"{path}: cannot load the model ({exc})") from None
+        model = load_saved(run_dir / net.keras_file)
         shape = tuple(int(d) for d in model.inputs[0].shape[1:])
         rolled = _rolled(model, keras)
         spec = tf.TensorSpec((None, *shape), tf.float32, name=net.input_name)

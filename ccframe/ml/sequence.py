@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 
-from ccframe.errors import InputError
 from ccframe.kernels.jagged import gather_rows
 from ccframe.logs import Log
 from ccframe.ml.batches import StreamedBatches
@@ -119,15 +118,10 @@ class SequenceCounter:
 
     @classmethod
     def load(cls, folder: Path, batch: int = 512) -> SequenceCounter:
-        import ccframe.ml.models  # noqa: F401  (registers the custom layers)
-        from ccframe.ml.runtime import keras
+        """The counter saved in `folder` (an `InputError` if it cannot be read)."""
+        from ccframe.ml.models import load_saved
 
-        path = folder / PEAK_SEQUENCE_FILE
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as exc:  # missing, truncated or foreign files
-            raise InputError(f"{path}: cannot load the model ({exc})") from None
-        return cls(model, batch)
+        return cls(load_saved(folder / PEAK_SEQUENCE_FILE), batch)
 
     def count_candidates(
         self,

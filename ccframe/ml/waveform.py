@@ -44,15 +44,9 @@ class WaveformCounter:
         file: str = WAVEFORM_COUNTER_FILE,
     ) -> WaveformCounter:
         """The counter saved as `file` in `folder` (an `InputError` if it cannot be read)."""
-        import ccframe.ml.models  # noqa: F401  (registers the custom layers)
-        from ccframe.ml.runtime import keras
+        from ccframe.ml.models import load_saved
 
-        path = folder / file
-        try:
-            model = keras.models.load_model(path, compile=False)
-        except Exception as exc:  # missing, truncated or foreign files
-            raise InputError(f"{path}: cannot load the model ({exc})") from None
-        return cls(model, window, batch)
+        return cls(load_saved(folder / file), window, batch)
 
     def count(self, batch: WaveformBatch) -> np.ndarray:
         """(n,) float32 counts of a reader batch's waveforms."""
