@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ccframe.metrics.counting import core_sigma
+from ccframe.metrics.counting import calibrated_resolution
 from ccframe.simulate.generator import Simulator
 from ccframe.steering.loader import load_steering
 
@@ -62,9 +62,7 @@ def share_estimate(
     noise, coef = residual(count, np.column_stack([n_true, design]))
     k, v_n = float(coef[0]), float(poisson.var())
     share = k * np.sqrt(v_n / (k**2 * v_n + float(noise.var())))
-    ok = n_true > 0
-    b, a = np.polyfit(n_true[ok], count[ok], 1)
-    core = core_sigma(((count[ok] - a) / b - n_true[ok]) / n_true[ok])
+    core = calibrated_resolution(count, n_true)
     return {"slope_fixed_chord": k, "core": core, "share": float(share)}
 
 

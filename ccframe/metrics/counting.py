@@ -95,11 +95,18 @@ def calibrated_resolution(pred: np.ndarray, true: np.ndarray) -> float:
     true = np.asarray(true, dtype=np.float64)
     ok = true > 0
     pred, true = pred[ok], true[ok]
-    slope = response_slope(pred, true) if true.size > 1 else math.nan
+    offset, slope = linear_response(pred, true)
     if not slope > 0:
         return math.nan
-    calibrated = (pred - (pred.mean() - slope * true.mean())) / slope
-    return core_sigma((calibrated - true) / true)
+    return core_sigma(((pred - offset) / slope - true) / true)
+
+
+def linear_response(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
+    """(offset, slope) of the least-squares line pred = offset + slope x true (NaN for fewer
+    than two waveforms or a single true count)."""
+    slope = response_slope(pred, true) if true.size > 1 else math.nan
+    offset = float(pred.mean() - slope * true.mean()) if math.isfinite(slope) else math.nan
+    return offset, slope
 
 
 def response_curve(pred: np.ndarray, true: np.ndarray, min_waveforms: int = 20) -> dict[str, list]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ccframe.io.atomic import atomic_path
 from ccframe.logs import Log
-from ccframe.metrics.counting import response_slope
+from ccframe.metrics.counting import linear_response
 
 C = TypeVar("C")
 
@@ -67,11 +67,9 @@ def fit_response(pred: np.ndarray, true: np.ndarray) -> ResponseCalibration:
     pred = np.asarray(pred, dtype=np.float64)
     true = np.asarray(true, dtype=np.float64)
     keep = (true > 0) & np.isfinite(pred)
-    pred, true = pred[keep], true[keep]
-    slope = response_slope(pred, true) if true.size > 1 else math.nan
-    offset = float(pred.mean() - slope * true.mean()) if math.isfinite(slope) else math.nan
+    offset, slope = linear_response(pred[keep], true[keep])
     applied = math.isfinite(slope) and slope >= MIN_SLOPE
-    return ResponseCalibration(offset, slope, int(true.size), applied)
+    return ResponseCalibration(offset, slope, int(np.count_nonzero(keep)), applied)
 
 
 def calibrated(model: Any, calibration: ResponseCalibration) -> Any:
